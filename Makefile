@@ -1,0 +1,54 @@
+# genrelib: `make help` lists the targets. Every target that needs the environment creates it first.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+# Python 3.12 when the machine has one (librosa 1.0 needs it), else 3.11 or newer.
+PYTHON_BASE ?= $(shell for p in python3.12 $$(pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12 \
+	/usr/local/bin/python3.12 /usr/bin/python3.12 python3.11 python3; do \
+	$$p -c 'import sys; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && { echo $$p; break; }; done)
+
+# DATA: a data folder <genre>/<file> (e.g. GTZAN's Data/genres_original); empty: generate the demo music.
+DATA ?=
+DEMO_DIR ?= data/demo
+PER_GENRE ?= 30
+PARAMS ?=
+export MLFLOW_DISABLE_TELEMETRY := true
+export TF_CPP_MIN_LOG_LEVEL := 3
+export TF_ENABLE_ONEDNN_OPTS := 0
+
+.PHONY: help env test run-all demo bench clean
+
+help: ## show this help
+	@echo "genrelib - make targets:"
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON_BASE)" || { echo "error: no Python >= 3.11 found; install python3.12 (or 3.11)"; exit 1; }
+	@test -x $(PY) || { echo "creating $(VENV) with $(PYTHON_BASE)"; $(PYTHON_BASE) -m venv $(VENV); }
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m ipykernel install --sys-prefix --name genrelib --display-name "Python (genrelib)" >/dev/null
+	@touch $(STAMP)
+
+env: $(STAMP) ## create or update the virtual environment (.venv)
+
+test: $(STAMP) ## run the whole test suite (what CI runs)
+	$(PY) -m pytest -q
+
+demo: $(STAMP) ## generate the synthetic demo music (data/demo/genres and data/demo/personal)
+	$(VENV)/bin/genrelib demo-data $(DEMO_DIR)/genres --per-genre $(PER_GENRE)
+	$(VENV)/bin/genrelib demo-data $(DEMO_DIR)/personal --personal 6
+
+run-all: $(STAMP) ## the main job: demo music (unless DATA=...), features
+	@if [ -z "$(DATA)" ]; then $(MAKE) --no-print-directory demo; fi
+	$(VENV)/bin/genrelib scan $(or $(DATA),$(DEMO_DIR)/genres)
+	$(VENV)/bin/genrelib features $(or $(DATA),$(DEMO_DIR)/genres) --kind mfcc --out results/features-mfcc.npz
+
+bench: $(STAMP) ## benchmarks (speed and size, as ratios against baselines in the same run)
+	$(PY) benchmarks/bench.py
+
+clean: ## remove generated data, results and caches (keeps .venv and mlruns)
+	rm -rf data results .pytest_cache

@@ -1,0 +1,309 @@
+"""Finding labelled audio on disk and splitting it by track.
+
+A data folder is laid out ``<root>/<genre>/<file>``. :func:`find_root` also accepts the folders above a
+Kaggle GTZAN download (``Data/genres_original``) and the original tarball's ``genres/`` folder. Genres are
+the sorted names of the genre folders, so labels never depend on directory order.
+
+Splits are always by track: every segment of a track lands in the same part.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .config import AUDIO_EXTENSIONS, SEED, UNSUPPORTED_EXTENSIONS
+from .errors import AudioError, DatasetError
+
+logger = logging.getLogger(__name__)
+
+SPLIT_NAMES = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class Track:
+    """One audio file of a data folder.
+
+    Attributes
+    ----------
+    path : Path
+        The file.
+    genre : str or None
+        Its genre (the name of its genre folder); None for an unlabelled file.
+    track_id : str
+        Its path relative to the data root, with ``/`` separators (``blues/blues.00012.wav``).
+    """
+
+    path: Path
+    genre: str | None
+    track_id: str
+
+
+@dataclass
+class Dataset:
+    """The result of :func:`scan`: usable tracks, skipped files with reasons, and the genre list."""
+
+    root: Path
+    tracks: list[Track]
+    genres: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """Number of usable tracks per genre, in genre order."""
+        out = {g: 0 for g in self.genres}
+        for t in self.tracks:
+            out[t.genre] += 1
+        return out
+
+    def labels(self) -> np.ndarray:
+        """Integer label of every track: its genre's index in :attr:`genres`."""
+        index = {g: i for i, g in enumerate(self.genres)}
+        return np.array([index[t.genre] for t in self.tracks], dtype=np.int64)
+
+    def manifest(self) -> dict:
+        """A JSON-able record of the data: root, genres, each track's id, size and mtime, skipped files."""
+        rows = []
+        for t in self.tracks:
+            st = t.path.stat()
+            rows.append([t.track_id, t.genre, st.st_size, int(st.st_mtime)])
+        return {"root": str(self.root), "genres": self.genres, "tracks": rows, "skipped": self.skipped}
+
+    def manifest_hash(self) -> str:
+        """Hash of the tracks' ids, genres, sizes and mtimes: changes when the data changes."""
+        m = self.manifest()
+        payload = json.dumps({"genres": m["genres"], "tracks": m["tracks"]}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def find_root(root: str | Path) -> Path:
+    """Resolve the genre-folder level of a data folder.
+
+    Accepts ``<root>/<genre>/...`` itself, a Kaggle GTZAN download (``.../Data/genres_original``, or the
+    ``Data`` folder, or the folder above it) and the original tarball (``genres/``).
+
+    Raises
+    ------
+    DatasetError
+        When ``root`` does not exist or is not a folder.
+    """
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DatasetError(f"data folder {root} does not exist; give the folder that holds <genre>/<file> folders")
+    if not root.is_dir():
+        raise DatasetError(f"{root} is a file; give the folder that holds <genre>/<file> folders")
+    for candidate in ("genres_original", "Data/genres_original", "genres"):
+        sub = root / candidate
+        if sub.is_dir():
+            return sub
+    return root
+
+
+def _audio_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def check_file(path: Path) -> None:
+    """Raise :class:`AudioError` when ``path`` cannot be opened as audio (cheap: reads the header only)."""
+    from .audio import _open
+
+    _open(path).close()
+
+
+def scan(root: str | Path, *, genres: list[str] | None = None, check: bool = True) -> Dataset:
+    """List the labelled audio files under a data folder.
+
+    Parameters
+    ----------
+    root : str or Path
+        A folder laid out ``<root>/<genre>/<file>`` (see :func:`find_root`).
+    genres : list of str, optional
+        Keep only these genres (in this order). Default: every genre folder, sorted by name.
+    check : bool
+        Open each file's header and list unreadable ones in :attr:`Dataset.skipped` with the reason.
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    DatasetError
+        When there are no genre folders or no usable audio at all.
+    """
+    base = find_root(root)
+    folders = sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+    found = [p.name for p in folders]
+    if not folders:
+        raise DatasetError(f"no genre folders under {base}; expected <root>/<genre>/<file>.wav")
+    if genres is not None:
+        missing = [g for g in genres if g not in found]
+        if missing:
+            raise DatasetError(f"genre folders {missing} not found under {base}; it has {found}")
+        folders = [base / g for g in genres]
+    tracks: list[Track] = []
+    skipped: list[tuple[str, str]] = []
+    for folder in folders:
+        for path in _audio_files(folder):
+            rel = path.relative_to(base).as_posix()
+            ext = path.suffix.lower()
+            if ext not in AUDIO_EXTENSIONS:
+                if ext in UNSUPPORTED_EXTENSIONS:
+                    skipped.append((rel, f"{ext} files are not supported; convert to flac/wav/mp3"))
+                continue  # not audio at all (cover art, notes): ignored silently
+            if check:
+                try:
+                    check_file(path)
+                except AudioError as exc:
+                    logger.warning("skipping %s", exc)
+                    skipped.append((rel, str(exc)))
+                    continue
+            tracks.append(Track(path=path, genre=folder.name, track_id=rel))
+    kept = sorted({t.genre for t in tracks})
+    names = [f.name for f in folders if f.name in kept]
+    if not tracks:
+        raise DatasetError(
+            f"no readable audio files under {base} (looked for {', '.join(AUDIO_EXTENSIONS)} "
+            f"in {len(folders)} genre folders; {len(skipped)} skipped)"
+        )
+    return Dataset(root=base, tracks=tracks, genres=names, skipped=skipped)
+
+
+def find_audio(paths: list[str | Path]) -> list[Path]:
+    """Expand files and folders (searched recursively) into a sorted list of audio files.
+
+    Raises
+    ------
+    DatasetError
+        When a path does not exist or a folder holds no audio.
+    """
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise DatasetError(f"{p}: no such file or folder")
+        if p.is_dir():
+            files = [f for f in _audio_files(p) if f.suffix.lower() in AUDIO_EXTENSIONS + UNSUPPORTED_EXTENSIONS]
+            if not files:
+                raise DatasetError(f"{p}: no audio files in this folder (looked for {', '.join(AUDIO_EXTENSIONS)})")
+            out.extend(files)
+        else:
+            out.append(p)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- splits
+
+
+def random_split(
+    dataset: Dataset, *, test_size: float = 0.2, valid_size: float = 0.2, seed: int = SEED
+) -> dict[str, str]:
+    """Split tracks into train / valid / test, stratified by genre, reproducible by seed.
+
+    ``test_size`` is a fraction of all tracks; ``valid_size`` a fraction of what remains (as the original
+    notebook did with segments, but here with whole tracks).
+
+    Returns
+    -------
+    dict
+        ``track_id -> "train" | "valid" | "test"``.
+    """
+    from sklearn.model_selection import train_test_split
+
+    ids = np.array([t.track_id for t in dataset.tracks])
+    y = dataset.labels()
+    counts = np.bincount(y)
+    if (counts[counts > 0] < 3).any():
+        raise DatasetError(
+            "every genre needs at least 3 tracks for a train/valid/test split; "
+            f"counts: {dataset.counts()}"
+        )
+    n = len(ids)
+    n_genres = len(set(y.tolist()))
+    # Stratification needs at least one track per genre in each part.
+    n_test = max(int(round(test_size * n)), n_genres)
+    rest_ids, test_ids, rest_y, _ = train_test_split(ids, y, test_size=n_test, stratify=y, random_state=seed)
+    n_valid = max(int(round(valid_size * len(rest_ids))), n_genres)
+    train_ids, valid_ids = train_test_split(rest_ids, test_size=n_valid, stratify=rest_y, random_state=seed)
+    out = {i: "train" for i in train_ids}
+    out.update({i: "valid" for i in valid_ids})
+    out.update({i: "test" for i in test_ids})
+    return out
+
+
+def gtzan_split_lists() -> dict[str, list[str]]:
+    """The fault-filtered, artist-conscious GTZAN split (Kereliuk, Sturm & Larsen 2015).
+
+    Returns ``{"train": [...443], "valid": [...197], "test": [...290]}`` of ids like ``blues/blues.00012.wav``.
+    Lists by Jongpil Lee, MIT license (``genrelib/data/gtzan_splits/LICENSE``).
+    """
+    folder = resources.files("genrelib") / "data" / "gtzan_splits"
+    return {
+        name: (folder / f"{name}_filtered.txt").read_text().split()
+        for name in SPLIT_NAMES
+    }
+
+
+def _gtzan_key(track_id: str) -> str:
+    # Match by genre folder and stem, so the tarball's .au files match the lists' .wav names.
+    p = Path(track_id)
+    return f"{p.parent.name}/{p.stem}"
+
+
+def gtzan_split(dataset: Dataset) -> dict[str, str]:
+    """Assign a GTZAN folder's tracks to the fault-filtered train / valid / test parts.
+
+    Tracks not in the lists (replicas, mislabelings, distortions, or files that are not GTZAN) are
+    left out of every part.
+
+    Raises
+    ------
+    DatasetError
+        When no track of ``dataset`` is in the lists (the folder is not GTZAN).
+    """
+    lists = gtzan_split_lists()
+    where = {_gtzan_key(i): part for part, ids in lists.items() for i in ids}
+    out = {t.track_id: where[_gtzan_key(t.track_id)] for t in dataset.tracks if _gtzan_key(t.track_id) in where}
+    if not out:
+        raise DatasetError(
+            f"none of the {len(dataset.tracks)} tracks under {dataset.root} is in the GTZAN fault-filtered lists "
+            "(names like blues/blues.00012.wav); use the random split for other data"
+        )
+    left = len(dataset.tracks) - len(out)
+    if left:
+        logger.info("gtzan-ff split: %d tracks are not in the fault-filtered lists and are left out", left)
+    return out
+
+
+def make_split(dataset: Dataset, *, kind: str = "random", seed: int = SEED, test_size: float = 0.2,
+               valid_size: float = 0.2) -> dict[str, str]:
+    """Split by ``kind``: ``"random"`` (stratified by genre, by track) or ``"gtzan-ff"`` (fault-filtered)."""
+    if kind == "random":
+        return random_split(dataset, test_size=test_size, valid_size=valid_size, seed=seed)
+    if kind in ("gtzan-ff", "gtzan"):
+        return gtzan_split(dataset)
+    raise DatasetError(f"unknown split {kind!r}; use 'random' or 'gtzan-ff'")
+
+
+def split_counts(split: dict[str, str], dataset: Dataset) -> dict[str, dict[str, int]]:
+    """Tracks per part and genre: ``{"train": {"blues": 60, ...}, ...}``."""
+    genre = {t.track_id: t.genre for t in dataset.tracks}
+    out = {p: {g: 0 for g in dataset.genres} for p in SPLIT_NAMES}
+    for tid, part in split.items():
+        out[part][genre[tid]] += 1
+    return out
+
+
+def to_json(dataset: Dataset) -> str:
+    """The dataset's manifest as JSON text (for logging)."""
+    return json.dumps(dataset.manifest(), indent=1)
+
+
+__all__ = [
+    "Track", "Dataset", "find_root", "scan", "find_audio", "random_split", "gtzan_split", "gtzan_split_lists",
+    "make_split", "split_counts", "check_file",
+]

@@ -1,0 +1,526 @@
+"""Synthetic, GTZAN-shaped demo music, generated deterministically with numpy alone.
+
+**This music is synthetic.** It exists so that the whole pipeline runs on a machine without GTZAN; the
+accuracies models reach on it say nothing about how they do on real music.
+
+Each genre has a style: a tempo range, a meter and swing, drum patterns, a bass line, a harmonic language and
+a set of instruments (e.g. reggae's one-drop with an off-beat skank, disco's four-on-the-floor with open
+hi-hats, metal's distorted power chords over a double kick, classical with no drums at all). Every track draws
+its own key, tempo, pattern variant, instruments, mix levels, reverb and noise, so telling the genres apart is
+learnable but not trivial: some styles share instruments, tempi or drum patterns.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import GENRES, SR
+
+logger = logging.getLogger(__name__)
+
+# Chord qualities as semitone offsets from the root.
+QUALITIES = {
+    "maj": (0, 4, 7), "min": (0, 3, 7), "dom7": (0, 4, 7, 10), "min7": (0, 3, 7, 10), "maj7": (0, 4, 7, 11),
+    "pow": (0, 7, 12), "min9": (0, 3, 7, 10, 14), "dom9": (0, 4, 7, 10, 14), "sus": (0, 5, 7),
+}
+MAJOR = (0, 2, 4, 5, 7, 9, 11)
+MINOR = (0, 2, 3, 5, 7, 8, 10)
+BLUES_SCALE = (0, 3, 5, 6, 7, 10)
+
+
+@dataclass(frozen=True)
+class Style:
+    """How one genre sounds. Drum patterns are one bar of 16th steps: 'x' loud, 'o' soft, '.' silent."""
+
+    tempo: tuple[float, float]
+    swing: tuple[float, float]
+    drums: tuple[dict[str, str], ...]
+    bass: tuple[str, ...]
+    comp: tuple[str, ...]
+    instruments: tuple[str, ...]
+    progressions: tuple[tuple[tuple[int, str], ...], ...]
+    scale: tuple[int, ...]
+    melody: float  # probability of a lead melody
+    drive: tuple[float, float]  # distortion gain on the harmony instrument
+    reverb: tuple[float, float]
+    noise: tuple[float, float]
+    meter: tuple[int, ...] = (4,)
+
+
+STYLES: dict[str, Style] = {
+    "blues": Style(
+        tempo=(62, 96), swing=(0.7, 1.0),
+        drums=({"kick": "x.....o.x.......", "snare": "....x.......x...", "ride": "x..ox..ox..ox..o"},
+               {"kick": "x.......x.....o.", "snare": "....x.......x..o", "hat": "x..ox..ox..ox..o"}),
+        bass=("walk", "shuffle"), comp=("shuffle", "sustain"), instruments=("pluck", "piano", "organ"),
+        progressions=(tuple((r, "dom7") for r in (0, 0, 0, 0, 5, 5, 0, 0, 7, 5, 0, 7)),
+                      tuple((r, "dom7") for r in (0, 5, 0, 0, 5, 5, 0, 0, 7, 5, 0, 7))),
+        scale=BLUES_SCALE, melody=0.8, drive=(0.0, 2.0), reverb=(0.1, 0.3), noise=(0.002, 0.02)),
+    "classical": Style(
+        tempo=(56, 120), swing=(0.0, 0.0), drums=({},), bass=("long", "arp"), comp=("arpeggio", "sustain"),
+        instruments=("strings", "piano", "strings"),
+        progressions=(((0, "maj"), (5, "maj"), (7, "dom7"), (0, "maj")), ((0, "min"), (5, "min"), (7, "dom7"),
+                      (0, "min")), ((0, "maj"), (9, "min"), (2, "min"), (7, "dom7"))),
+        scale=MAJOR, melody=0.9, drive=(0.0, 0.0), reverb=(0.3, 0.6), noise=(0.0, 0.006), meter=(3, 4)),
+    "country": Style(
+        tempo=(96, 144), swing=(0.0, 0.3),
+        drums=({"kick": "x.......x.......", "snare": "....x.......x...", "hat": "x.x.x.x.x.x.x.x."},
+               {"kick": "x.......x.......", "snare": "..o.x.o...o.x.o.", "hat": "x.x.x.x.x.x.x.x."}),
+        bass=("boomchick",), comp=("strum24", "strum8"), instruments=("pluck", "pluck", "piano"),
+        progressions=(((0, "maj"), (5, "maj"), (0, "maj"), (7, "maj")), ((0, "maj"), (0, "maj"), (5, "maj"),
+                      (7, "dom7"))),
+        scale=MAJOR, melody=0.7, drive=(0.0, 0.5), reverb=(0.05, 0.2), noise=(0.002, 0.015)),
+    "disco": Style(
+        tempo=(110, 132), swing=(0.0, 0.1),
+        drums=({"kick": "x...x...x...x...", "snare": "....x.......x...", "open": "..x...x...x...x.",
+                "hat": "x.o.x.o.x.o.x.o."},
+               {"kick": "x...x...x...x...", "snare": "....x.......x...", "open": "..x...x...x...x."}),
+        bass=("octave8",), comp=("stab", "strum8"), instruments=("strings", "brass", "epiano"),
+        progressions=(((0, "min7"), (5, "min7")), ((0, "min7"), (3, "maj7"), (5, "min7"), (7, "min7")),
+                      ((0, "maj7"), (2, "min7"))),
+        scale=MINOR, melody=0.4, drive=(0.0, 0.0), reverb=(0.1, 0.3), noise=(0.001, 0.01)),
+    "hiphop": Style(
+        tempo=(78, 100), swing=(0.3, 0.7),
+        drums=({"kick": "x.....x...x.....", "snare": "....x.......x...", "hat": "x.x.x.x.x.x.x.x."},
+               {"kick": "x......xx.......", "snare": "....x.......x...", "hat": "xoxoxoxoxoxoxoxo"}),
+        bass=("sub",), comp=("sparse", "sustain"), instruments=("epiano", "piano", "synth"),
+        progressions=(((0, "min7"), (8, "maj7")), ((0, "min"), (3, "maj"), (10, "maj"), (8, "maj")),
+                      ((0, "min9"), (5, "min7"))),
+        scale=MINOR, melody=0.3, drive=(0.0, 0.3), reverb=(0.05, 0.15), noise=(0.004, 0.03)),
+    "jazz": Style(
+        tempo=(100, 200), swing=(0.8, 1.0),
+        drums=({"ride": "x..ox...x..ox...", "hat": "....x.......x...", "kick": "o...........o..."},
+               {"ride": "x..ox..ox..ox..o", "snare": "..o....o..o...o.", "hat": "....x.......x..."}),
+        bass=("walk",), comp=("comp",), instruments=("piano", "epiano", "brass"),
+        progressions=(((2, "min7"), (7, "dom7"), (0, "maj7"), (0, "maj7")), ((0, "maj7"), (9, "min7"),
+                      (2, "min7"), (7, "dom9"))),
+        scale=MAJOR, melody=0.8, drive=(0.0, 0.0), reverb=(0.15, 0.4), noise=(0.002, 0.015)),
+    "metal": Style(
+        tempo=(140, 200), swing=(0.0, 0.0),
+        drums=({"kick": "xxxxxxxxxxxxxxxx", "snare": "....x.......x...", "crash": "x...............",
+                "hat": "x.x.x.x.x.x.x.x."},
+               {"kick": "x.x.x.x.x.x.x.x.", "snare": "....x.......x...", "crash": "x.......x......."}),
+        bass=("root8",), comp=("chug", "power8"), instruments=("dist", "dist"),
+        progressions=(((0, "pow"), (1, "pow"), (0, "pow"), (3, "pow")), ((0, "pow"), (5, "pow"), (3, "pow"),
+                      (1, "pow"))),
+        scale=(0, 1, 3, 5, 7, 8, 10), melody=0.2, drive=(6.0, 14.0), reverb=(0.05, 0.2), noise=(0.003, 0.02)),
+    "pop": Style(
+        tempo=(94, 126), swing=(0.0, 0.15),
+        drums=({"kick": "x.......x.x.....", "snare": "....x.......x...", "hat": "x.x.x.x.x.x.x.x."},
+               {"kick": "x...x...x...x...", "clap": "....x.......x...", "hat": "..x...x...x...x."}),
+        bass=("root8", "octave8"), comp=("pad", "strum8"), instruments=("synth", "piano", "epiano"),
+        progressions=(((0, "maj"), (7, "maj"), (9, "min"), (5, "maj")), ((9, "min"), (5, "maj"), (0, "maj"),
+                      (7, "maj"))),
+        scale=MAJOR, melody=0.9, drive=(0.0, 0.3), reverb=(0.1, 0.3), noise=(0.001, 0.01)),
+    "reggae": Style(
+        tempo=(64, 90), swing=(0.1, 0.5),
+        drums=({"kick": "........x.......", "rim": "........x.......", "hat": "x.x.x.x.x.x.x.x."},
+               {"kick": "........x.......", "snare": "........x.......", "hat": "..x...x...x...x."}),
+        bass=("dub",), comp=("skank",), instruments=("organ", "pluck", "epiano"),
+        progressions=(((0, "min"), (5, "min")), ((0, "maj"), (5, "maj"), (7, "maj"), (5, "maj")),
+                      ((0, "min"), (10, "maj")))
+        , scale=MINOR, melody=0.3, drive=(0.0, 0.2), reverb=(0.1, 0.35), noise=(0.002, 0.02)),
+    "rock": Style(
+        tempo=(100, 150), swing=(0.0, 0.1),
+        drums=({"kick": "x.......x.x.....", "snare": "....x.......x...", "hat": "x.x.x.x.x.x.x.x.",
+                "crash": "x..............."},
+               {"kick": "x...x...x...x...", "snare": "....x.......x...", "ride": "x.x.x.x.x.x.x.x."}),
+        bass=("root8",), comp=("power8", "strum8"), instruments=("dist", "pluck"),
+        progressions=(((0, "maj"), (10, "maj"), (5, "maj"), (0, "maj")), ((0, "pow"), (5, "pow"), (7, "pow"),
+                      (5, "pow"))),
+        scale=MAJOR, melody=0.5, drive=(1.5, 5.0), reverb=(0.05, 0.25), noise=(0.002, 0.02)),
+}
+
+
+def midi_hz(m: float) -> float:
+    """Frequency of a MIDI note number."""
+    return 440.0 * 2.0 ** ((m - 69) / 12)
+
+
+# ------------------------------------------------------------------------------- sound sources
+
+
+def _env(n: int, sr: int, attack: float, decay: float) -> np.ndarray:
+    t = np.arange(n) / sr
+    a = np.minimum(1.0, t / max(attack, 1e-4))
+    return a * np.exp(-t / max(decay, 1e-3))
+
+
+def tone(freq: float, seconds: float, sr: int, timbre: str, rng: np.random.Generator) -> np.ndarray:
+    """One note of an instrument: a sum of harmonics under an envelope.
+
+    Parameters
+    ----------
+    freq : float
+        Fundamental in Hz.
+    seconds : float
+        Sounding length (a release of 50 ms follows).
+    timbre : str
+        One of sine, organ, piano, epiano, pluck, strings, brass, synth, dist.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(n,), dtype=float32]
+    """
+    n = max(int((seconds + 0.05) * sr), 16)
+    t = np.arange(n) / sr
+    if timbre == "organ":
+        ks, amps, att, dec = np.array([1, 2, 3, 4, 6]), np.array([1, .7, .5, .25, .15]), .01, 8.0
+    elif timbre == "piano":
+        ks = np.arange(1, 9); amps, att, dec = 1.0 / ks, .003, 0.9
+    elif timbre == "epiano":
+        ks, amps, att, dec = np.array([1, 2, 7]), np.array([1, .3, .12]), .005, 1.2
+    elif timbre == "pluck":
+        ks = np.arange(1, 11); amps, att, dec = 1.0 / ks**1.1, .002, 0.5
+    elif timbre == "strings":
+        ks = np.arange(1, 11); amps, att, dec = 1.0 / ks, 0.15, 6.0
+    elif timbre == "brass":
+        ks = np.arange(1, 9); amps, att, dec = 1.0 / ks**0.8, 0.04, 3.0
+    elif timbre == "synth":
+        ks = np.arange(1, 12, 2); amps, att, dec = 1.0 / ks, 0.01, 3.0
+    elif timbre == "dist":
+        ks = np.arange(1, 9); amps, att, dec = 1.0 / ks, 0.003, 2.0
+    else:
+        ks, amps, att, dec = np.array([1, 2]), np.array([1, .1]), .01, 2.0
+    keep = ks * freq < sr / 2 - 500
+    ks, amps = ks[keep], amps[keep]
+    vib = 0.0
+    if timbre == "strings":
+        vib = 0.003 * np.sin(2 * np.pi * 5.5 * t)
+    phase = 2 * np.pi * freq * (t + np.cumsum(vib) / sr if np.ndim(vib) else t)
+    partials = np.sin(ks[:, None] * phase[None, :] + rng.uniform(0, 2 * np.pi, len(ks))[:, None])
+    # Higher partials die away faster on struck and plucked strings.
+    if timbre in ("piano", "pluck", "epiano"):
+        partial_env = np.exp(-t[None, :] * (ks[:, None] - 1) * 2.5 / dec)
+        y = (amps[:, None] * partials * partial_env).sum(0)
+    else:
+        y = amps @ partials
+    y *= _env(n, sr, att, dec)
+    rel = int(0.05 * sr)
+    y[-rel:] *= np.linspace(1, 0, rel)
+    return (y / (np.abs(amps).sum() + 1e-9)).astype(np.float32)
+
+
+def drum(kind: str, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """One drum hit: kick, snare, rim, clap, hat, open, ride or crash."""
+    if kind == "kick":
+        n = int(0.35 * sr); t = np.arange(n) / sr
+        f = 45 + 110 * np.exp(-t / 0.04)
+        y = np.sin(2 * np.pi * np.cumsum(f) / sr) * np.exp(-t / 0.12)
+    elif kind in ("snare", "clap"):
+        n = int(0.25 * sr); t = np.arange(n) / sr
+        noise = np.diff(rng.standard_normal(n + 1))
+        body = np.sin(2 * np.pi * 185 * t) * np.exp(-t / 0.03)
+        y = 0.6 * noise * np.exp(-t / (0.06 if kind == "snare" else 0.03)) + 0.5 * body
+        if kind == "clap":
+            y *= 1 + 0.8 * (np.sin(2 * np.pi * 90 * t) > 0)
+    elif kind == "rim":
+        n = int(0.08 * sr); t = np.arange(n) / sr
+        y = np.sin(2 * np.pi * 1700 * t) * np.exp(-t / 0.012) + 0.3 * rng.standard_normal(n) * np.exp(-t / 0.005)
+    else:
+        decay = {"hat": 0.03, "open": 0.22, "ride": 0.45, "crash": 1.2}[kind]
+        n = int(min(4 * decay, 1.5) * sr); t = np.arange(n) / sr
+        noise = rng.standard_normal(n + 2)
+        y = noise[2:] - 2 * noise[1:-1] + noise[:-2]  # second difference: a crude high-pass
+        if kind == "ride":
+            y = 0.5 * y + np.sin(2 * np.pi * 3200 * t) + 0.6 * np.sin(2 * np.pi * 4750 * t)
+        y *= np.exp(-t / decay)
+    y = y / (np.abs(y).max() + 1e-9)
+    return y.astype(np.float32)
+
+
+def _add(buf: np.ndarray, y: np.ndarray, at: int, gain: float) -> None:
+    if at >= len(buf) or at < 0:
+        return
+    m = min(len(y), len(buf) - at)
+    buf[at : at + m] += gain * y[:m]
+
+
+# ------------------------------------------------------------------------------------ one track
+
+
+def render(genre: str, seconds: float = 30.0, *, sr: int = SR, seed: int = 0, sections: bool = False) -> np.ndarray:
+    """Render one synthetic track of ``genre``.
+
+    Parameters
+    ----------
+    genre : str
+        One of :data:`genrelib.config.GENRES`.
+    seconds : float
+        Length.
+    sr : int
+        Sample rate.
+    seed : int
+        Everything random about the track (key, tempo, variant, instruments, mix) follows from it.
+    sections : bool
+        Vary the arrangement over time (intro without drums, breakdowns): for longer songs.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(round(seconds * sr),), dtype=float32], peak below 1.
+    """
+    if genre not in STYLES:
+        raise ValueError(f"unknown demo genre {genre!r}; use one of {', '.join(STYLES)}")
+    st = STYLES[genre]
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * sr))
+    bpm = rng.uniform(*st.tempo)
+    beat = 60.0 / bpm
+    meter = int(rng.choice(st.meter))
+    steps_per_bar = 4 * meter
+    sixteenth = beat / 4
+    swing = rng.uniform(*st.swing)
+    key = int(rng.integers(40, 52))  # root of the key, E2..D#3
+    prog = st.progressions[rng.integers(len(st.progressions))]
+    pattern = st.drums[rng.integers(len(st.drums))]
+    bass_style = st.bass[rng.integers(len(st.bass))]
+    comp = st.comp[rng.integers(len(st.comp))]
+    inst = st.instruments[rng.integers(len(st.instruments))]
+    drive = rng.uniform(*st.drive)
+    has_melody = rng.random() < st.melody
+    lead = rng.choice(["synth", "brass", "pluck", "organ", "sine"] if genre != "classical" else ["strings", "piano"])
+    drum_gain = rng.uniform(0.5, 1.0)
+    bass_gain = rng.uniform(0.35, 0.8)
+    harm_gain = rng.uniform(0.3, 0.7)
+    lead_gain = rng.uniform(0.2, 0.5)
+
+    def step_time(bar: int, step: int) -> float:
+        t = (bar * steps_per_bar + step) * sixteenth
+        if step % 4 == 2:
+            t += swing * beat / 6  # toward the triplet position of the off-beat 8th
+        elif step % 2 == 1:
+            t += swing * sixteenth / 3
+        return t
+
+    n_bars = int(np.ceil(seconds / (beat * meter))) + 1
+    drums_buf = np.zeros(n, np.float32)
+    bass_buf = np.zeros(n, np.float32)
+    harm_buf = np.zeros(n, np.float32)
+    lead_buf = np.zeros(n, np.float32)
+    hits = {k: drum(k, sr, rng) for k in pattern}
+    drum_level = {"kick": 1.0, "snare": 0.7, "clap": 0.6, "rim": 0.5, "hat": 0.25, "open": 0.3, "ride": 0.25,
+                  "crash": 0.35}
+    bar_len = steps_per_bar
+    for bar in range(n_bars):
+        drums_on = not sections or (bar % 16) >= 2
+        if drums_on:
+            for name, pat in pattern.items():
+                for step in range(bar_len):
+                    c = pat[step % 16]
+                    if c == ".":
+                        continue
+                    vel = (1.0 if c == "x" else 0.55) * rng.uniform(0.85, 1.0)
+                    _add(drums_buf, hits[name], int(step_time(bar, step) * sr), vel * drum_level[name])
+        root_deg, quality = prog[bar % len(prog)]
+        root = key + root_deg
+        chord = [root + 12 + i for i in QUALITIES[quality]]
+        bar_t = bar * bar_len * sixteenth
+        _bass(bass_buf, bass_style, root, quality, bar, bar_len, step_time, beat, sr, rng)
+        _comp(harm_buf, comp, inst, chord, bar, bar_len, step_time, beat, sr, rng, bar_t)
+        if has_melody and (not sections or (bar % 8) < 6):
+            _melody(lead_buf, lead, key + 24, st.scale, chord, bar, bar_len, step_time, beat, sr, rng)
+    if drive > 0:
+        harm_buf = np.tanh(drive * harm_buf / (np.abs(harm_buf).max() + 1e-9)).astype(np.float32)
+    mix = np.zeros(n, np.float32)
+    for buf, g in ((drums_buf, drum_gain), (bass_buf, bass_gain), (harm_buf, harm_gain), (lead_buf, lead_gain)):
+        peak = np.abs(buf).max()
+        if peak > 0:
+            mix += g * buf / peak
+    mix = _reverb(mix, sr, rng.uniform(*st.reverb), rng)
+    mix += rng.uniform(*st.noise) * rng.standard_normal(n).astype(np.float32)
+    if genre == "hiphop":  # vinyl crackle
+        clicks = rng.random(n) < 0.0004
+        mix += clicks * rng.uniform(-0.3, 0.3, n).astype(np.float32)
+    tilt = rng.uniform(-0.3, 0.3)  # a random EQ tilt per track
+    mix = mix + tilt * np.concatenate([[0], np.diff(mix)]).astype(np.float32)
+    mix *= rng.uniform(0.5, 0.9) / (np.abs(mix).max() + 1e-9)
+    return mix.astype(np.float32)
+
+
+def _bass(buf, style, root, quality, bar, bar_len, step_time, beat, sr, rng) -> None:
+    third = QUALITIES[quality][1] if quality != "pow" else 7
+    notes: list[tuple[int, int, float]] = []  # (step, midi, beats)
+    if style == "walk":
+        tones = [root, root + third, root + 7, root + (10 if quality in ("dom7", "min7", "dom9") else 9)]
+        notes = [(s, tones[i % 4] + int(rng.choice([0, 0, 12])), 0.9) for i, s in enumerate(range(0, bar_len, 4))]
+    elif style == "shuffle":
+        tones = [root, root + 4, root + 7, root + 9]
+        notes = [(s, tones[(i // 2) % 4], 0.6) for i, s in enumerate(range(0, bar_len, 2))]
+    elif style == "boomchick":
+        notes = [(s, root if (s // 8) % 2 == 0 else root + 7 - 12, 0.8) for s in range(0, bar_len, 8)]
+    elif style == "octave8":
+        notes = [(s, root + (12 if (s // 2) % 2 else 0), 0.4) for s in range(0, bar_len, 2)]
+    elif style == "root8":
+        notes = [(s, root, 0.45) for s in range(0, bar_len, 2)]
+    elif style == "sub":
+        notes = [(0, root - 12, 2.5), (10, root - 12, 1.2)]
+    elif style == "dub":
+        notes = [(0, root, 1.4), (6, root + 7, 0.4), (8, root + 3, 0.9), (12, root - 2, 0.9)]
+    elif style == "long":
+        notes = [(0, root, bar_len / 4 * 0.95)]
+    elif style == "arp":
+        tones = [root, root + 7, root + 12, root + 7]
+        notes = [(s, tones[(s // 2) % 4], 0.5) for s in range(0, bar_len, 2)]
+    timbre = "sine" if style in ("sub", "dub", "long") else "pluck"
+    for step, midi, beats in notes:
+        _add(buf, tone(midi_hz(midi), beats * beat, sr, timbre, rng), int(step_time(bar, step) * sr), 1.0)
+
+
+def _comp(buf, comp, inst, chord, bar, bar_len, step_time, beat, sr, rng, bar_t) -> None:
+    hits: list[tuple[int, float]] = []  # (step, beats)
+    if comp == "sustain" or comp == "pad":
+        hits = [(0, bar_len / 4 * 0.98)]
+    elif comp == "shuffle":
+        hits = [(s, 0.6) for s in range(0, bar_len, 2)]
+    elif comp == "strum24":
+        hits = [(s, 0.8) for s in range(4, bar_len, 8)]
+    elif comp == "strum8":
+        hits = [(s, 0.45) for s in range(0, bar_len, 2)]
+    elif comp == "stab":
+        hits = [(s, 0.3) for s in range(2, bar_len, 4)]
+    elif comp == "skank":
+        hits = [(s, 0.2) for s in range(2, bar_len, 4)]
+    elif comp == "sparse":
+        hits = [(0, 1.5), (11, 0.8)] if rng.random() < 0.7 else [(0, 3.0)]
+    elif comp == "comp":
+        hits = [(int(s), float(rng.uniform(0.3, 1.0))) for s in sorted(rng.choice(bar_len, 3, replace=False))]
+    elif comp == "power8":
+        hits = [(s, 0.45) for s in range(0, bar_len, 2)]
+    elif comp == "chug":
+        hits = [(s, 0.2) for s in range(0, bar_len, 1) if rng.random() < 0.75]
+    elif comp == "arpeggio":
+        for i, s in enumerate(range(0, bar_len, 2)):
+            midi = chord[i % len(chord)] + 12 * ((i // len(chord)) % 2)
+            _add(buf, tone(midi_hz(midi), 0.6 * beat, sr, inst, rng), int(step_time(bar, s) * sr), 0.6)
+        return
+    if comp == "chug":
+        chord = chord[:2]
+    for step, beats in hits:
+        at = int(step_time(bar, step) * sr)
+        for k, midi in enumerate(chord):
+            strum = int(k * 0.008 * sr) if inst in ("pluck", "dist") else 0
+            _add(buf, tone(midi_hz(midi), beats * beat, sr, inst, rng), at + strum, 1.0 / len(chord))
+
+
+def _melody(buf, lead, base, scale, chord, bar, bar_len, step_time, beat, sr, rng) -> None:
+    deg = int(rng.integers(0, len(scale)))
+    for s in range(0, bar_len, 2):
+        if rng.random() < 0.35:
+            continue
+        deg = int(np.clip(deg + rng.integers(-2, 3), 0, 2 * len(scale) - 1))
+        midi = base + scale[deg % len(scale)] + 12 * (deg // len(scale))
+        beats = float(rng.choice([0.45, 0.9, 1.4]))
+        _add(buf, tone(midi_hz(midi), beats * beat, sr, lead, rng), int(step_time(bar, s) * sr), 0.7)
+
+
+def _reverb(y: np.ndarray, sr: int, amount: float, rng: np.random.Generator) -> np.ndarray:
+    from scipy.signal import fftconvolve
+
+    if amount <= 0:
+        return y
+    m = int(0.4 * sr)
+    t = np.arange(m) / sr
+    ir = rng.standard_normal(m).astype(np.float32) * np.exp(-t / (0.08 + 0.25 * amount)).astype(np.float32)
+    ir[0] = 0
+    wet = fftconvolve(y, ir)[: len(y)].astype(np.float32)
+    wet *= np.abs(y).max() / (np.abs(wet).max() + 1e-9)
+    return (1 - amount) * y + amount * wet
+
+
+# ------------------------------------------------------------------------------------ folders
+
+
+def _write(path: Path, y: np.ndarray, sr: int) -> None:
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part")
+    fmt = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".mp3": ("MP3", "MPEG_LAYER_III"),
+           ".ogg": ("OGG", "VORBIS")}[path.suffix.lower()]
+    # Written in blocks: libsndfile's vorbis encoder crashes on one very large write.
+    with sf.SoundFile(tmp, "w", sr, 1, format=fmt[0], subtype=fmt[1]) as f:
+        for i in range(0, len(y), 1 << 16):
+            f.write(y[i : i + (1 << 16)])
+    tmp.replace(path)
+
+
+def track_seed(seed: int, genre: str, index: int) -> int:
+    """The seed of one demo track: a function of the demo seed, the genre and the track number."""
+    return int(np.random.SeedSequence([seed, GENRES.index(genre) if genre in GENRES else 99, index])
+               .generate_state(1)[0])
+
+
+def make_demo(out: str | Path, *, per_genre: int = 30, seconds: float = 30.0, seed: int = 0,
+              genres: tuple[str, ...] = GENRES, sr: int = SR, n_jobs: int | None = None,
+              progress: bool = False) -> Path:
+    """Write a GTZAN-shaped folder of synthetic music: ``out/<genre>/<genre>.000NN.wav``.
+
+    22050 Hz, mono, 16-bit wav, deterministic by ``seed``. Existing files are kept (a re-run resumes).
+
+    Returns
+    -------
+    Path
+        ``out``.
+    """
+    out = Path(out)
+    jobs = [(g, i) for g in genres for i in range(per_genre)]
+    todo = [(g, i) for g, i in jobs if not (out / g / f"{g}.{i:05d}.wav").exists()]
+    _run(_demo_job, [(out, g, i, seconds, seed, sr) for g, i in todo], n_jobs, progress, "demo tracks")
+    return out
+
+
+def _demo_job(args) -> None:
+    out, g, i, seconds, seed, sr = args
+    y = render(g, seconds, sr=sr, seed=track_seed(seed, g, i))
+    _write(out / g / f"{g}.{i:05d}.wav", y, sr)
+
+
+PERSONAL_FORMATS = (".mp3", ".flac", ".wav", ".ogg")
+
+
+def make_personal(out: str | Path, *, n: int = 6, seed: int = 0, sr: int = SR, min_seconds: float = 60.0,
+                  max_seconds: float = 180.0, n_jobs: int | None = None, progress: bool = False) -> list[Path]:
+    """Write ``n`` longer synthetic "personal" songs, ``out/<genre>/song_NN.<ext>``, in mp3, flac, wav and ogg.
+
+    Lengths are drawn between ``min_seconds`` and ``max_seconds``; arrangements vary over time. Deterministic
+    by ``seed`` and different from the tracks of :func:`make_demo`.
+    """
+    out = Path(out)
+    rng = np.random.default_rng([seed, 7777])
+    args, paths = [], []
+    for k in range(n):
+        g = GENRES[(k * 3 + int(rng.integers(0, 3))) % len(GENRES)]
+        secs = float(np.round(rng.uniform(min_seconds, max_seconds), 1))
+        path = out / g / f"song_{k:02d}{PERSONAL_FORMATS[k % len(PERSONAL_FORMATS)]}"
+        paths.append(path)
+        if not path.exists():
+            args.append((path, g, secs, track_seed(seed, g, 10_000 + k), sr))
+    _run(_personal_job, args, n_jobs, progress, "personal songs")
+    return paths
+
+
+def _personal_job(args) -> None:
+    path, g, secs, s, sr = args
+    _write(path, render(g, secs, sr=sr, seed=s, sections=True), sr)
+
+
+def _run(fn, args: list, n_jobs: int | None, progress: bool, desc: str) -> None:
+    import os
+
+    from tqdm.auto import tqdm
+
+    n_jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(args) or 1))
+    if n_jobs == 1 or len(args) < 4:
+        for a in tqdm(args, desc=desc, disable=not progress):
+            fn(a)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(n_jobs, mp_context=mp.get_context("forkserver")) as pool:
+        for _ in tqdm(pool.map(fn, args, chunksize=4), total=len(args), desc=desc, disable=not progress):
+            pass

@@ -1,0 +1,31 @@
+import subprocess
+import sys
+
+import pandas as pd
+
+from genrelib.cli import main
+from genrelib.features import SUMMARY_COLUMNS
+
+
+def test_demo_scan_features(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo-data", str(out), "--per-genre", "1", "--seconds", "3.5", "--seed", "2"]) == 0
+    assert "synthetic" in capsys.readouterr().out
+    (out / "jazz" / "jazz.00054.wav").write_bytes(b"not audio at all")
+    assert main(["scan", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "10 tracks in 10 genres" in text and "jazz/jazz.00054.wav" in text
+    assert main(["features", str(out), "--kind", "summary", "--out", str(tmp_path / "f.csv"), "--jobs", "1"]) == 0
+    df = pd.read_csv(tmp_path / "f.csv")
+    assert list(df.columns)[0] == "filename" and set(SUMMARY_COLUMNS) <= set(df.columns) and len(df) == 10
+    assert main(["features", str(out), "--out", str(tmp_path / "m.npz"), "--jobs", "2"]) == 0
+    assert (tmp_path / "m.npz").stat().st_size > 0
+
+
+def test_bad_input_one_line_error_nonzero_exit(tmp_path):
+    for args in (["scan", str(tmp_path / "missing")],
+                 ["features", str(tmp_path), "--out", str(tmp_path / "x.npz")]):
+        r = subprocess.run([sys.executable, "-m", "genrelib.cli", *args], capture_output=True, text=True)
+        assert r.returncode == 2
+        assert r.stderr.startswith("genrelib: error: ") and len(r.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in r.stderr
