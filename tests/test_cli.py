@@ -29,3 +29,25 @@ def test_bad_input_one_line_error_nonzero_exit(tmp_path):
         assert r.returncode == 2
         assert r.stderr.startswith("genrelib: error: ") and len(r.stderr.strip().splitlines()) == 1
         assert "Traceback" not in r.stderr
+
+
+def test_train_and_evaluate_commands(tiny_tree, capsys):
+    assert main(["train", str(tiny_tree), "--model", "summary", "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("run ") and "test metrics" in out and "track" in out and "genre-classifier/" in out
+    assert main(["evaluate", "genre-classifier@summary", str(tiny_tree), "--part", "test", "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "(test part of its split)" in out and "logged as run" in out
+
+
+def test_train_bad_input_exit_codes(tmp_path, tiny_tree):
+    r = subprocess.run([sys.executable, "-m", "genrelib.cli", "train", str(tiny_tree), "--model", "resnet"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "invalid choice: 'resnet'" in r.stderr
+    (tmp_path / "empty" / "rock").mkdir(parents=True)
+    r = subprocess.run([sys.executable, "-m", "genrelib.cli", "train", str(tmp_path / "empty"), "--model", "summary"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("genrelib: error: no readable audio")
+    r = subprocess.run([sys.executable, "-m", "genrelib.cli", "evaluate", "genre-classifier/77", str(tiny_tree)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "not found in the tracking store" in r.stderr and "Traceback" not in r.stderr

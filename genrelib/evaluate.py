@@ -1,0 +1,243 @@
+"""Honest evaluation: metrics per segment and per track, confusion matrices, confidently wrong tracks.
+
+A track's prediction aggregates its segments' probabilities by the mean log-probability (a geometric mean,
+renormalized). Evaluation data must never have been seen in training or model selection: the split
+functions of :mod:`genrelib.dataset` are by track, and :func:`genrelib.train.train` keeps the test part out.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import ModelError
+from .features import FeatureSet
+
+logger = logging.getLogger(__name__)
+
+EPS = 1e-12
+
+
+def aggregate(proba: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Combine row probabilities per group by mean log-probability.
+
+    Parameters
+    ----------
+    proba : np.ndarray [shape=(n, n_classes)]
+    groups : np.ndarray [shape=(n,)]
+        Group key of each row (e.g. track ids).
+
+    Returns
+    -------
+    keys : np.ndarray [shape=(n_groups,)]
+        Groups in first-seen order.
+    P : np.ndarray [shape=(n_groups, n_classes)]
+        Rows sum to 1.
+    """
+    groups = np.asarray(groups)
+    keys, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    logp = np.log(np.clip(proba, EPS, 1.0))
+    sums = np.zeros((len(keys), proba.shape[1]))
+    np.add.at(sums, inverse, logp)
+    mean = sums / np.bincount(inverse, minlength=len(keys))[:, None]
+    P = np.exp(mean - mean.max(axis=1, keepdims=True))
+    P /= P.sum(axis=1, keepdims=True)
+    return keys[order], P[order]
+
+
+def metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, float]:
+    """Accuracy and weighted / macro precision, recall and F1."""
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    out = {"accuracy": float(accuracy_score(y_true, y_pred))}
+    labels = list(range(n_classes))
+    for avg in ("weighted", "macro"):
+        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=avg, zero_division=0)
+        out.update({f"precision_{avg}": float(p), f"recall_{avg}": float(r), f"f1_{avg}": float(f)})
+    return out
+
+
+@dataclass
+class LevelReport:
+    """Results at one level (segment or track)."""
+
+    metrics: dict[str, float]
+    per_genre: dict[str, dict[str, float]]
+    confusion: np.ndarray  # counts, rows = true genre
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    proba: np.ndarray
+
+    @property
+    def confusion_normalized(self) -> np.ndarray:
+        """Each row divided by its count (recall on the diagonal); rows of absent genres stay 0."""
+        rows = self.confusion.sum(axis=1, keepdims=True)
+        return np.divide(self.confusion, rows, out=np.zeros(self.confusion.shape), where=rows > 0)
+
+
+@dataclass
+class Report:
+    """Segment- and track-level evaluation of one model on one labelled feature set."""
+
+    genres: list[str]
+    segment: LevelReport
+    track: LevelReport
+    track_ids: np.ndarray
+    wrong: list[dict] = field(default_factory=list)
+
+    def flat_metrics(self, prefix: str = "test") -> dict[str, float]:
+        """``{prefix}_{level}_{metric}`` for logging (e.g. ``test_track_accuracy``)."""
+        out = {}
+        for level in ("segment", "track"):
+            for k, v in getattr(self, level).metrics.items():
+                out[f"{prefix}_{level}_{k}"] = v
+        return out
+
+    def to_dict(self) -> dict:
+        """JSON-able summary: metrics, per-genre reports, confusion matrices, wrong tracks."""
+        return {
+            "genres": self.genres,
+            "segment": {"metrics": self.segment.metrics, "per_genre": self.segment.per_genre,
+                        "confusion": self.segment.confusion.tolist()},
+            "track": {"metrics": self.track.metrics, "per_genre": self.track.per_genre,
+                      "confusion": self.track.confusion.tolist()},
+            "most_confidently_wrong": self.wrong,
+        }
+
+    def per_genre_table(self, level: str = "track"):
+        """Per-genre precision, recall, F1 and support as a DataFrame."""
+        import pandas as pd
+
+        return pd.DataFrame(getattr(self, level).per_genre).T
+
+    def track_table(self):
+        """One row per track: id, true genre, predicted genre, its probability, and every genre's probability."""
+        import pandas as pd
+
+        P = self.track.proba
+        df = pd.DataFrame(P, columns=[f"p_{g}" for g in self.genres])
+        df.insert(0, "track_id", self.track_ids)
+        df.insert(1, "true", [self.genres[i] for i in self.track.y_true])
+        df.insert(2, "predicted", [self.genres[i] for i in self.track.y_pred])
+        df.insert(3, "probability", P[np.arange(len(P)), self.track.y_pred])
+        return df
+
+
+def _level(y_true, proba, genres) -> LevelReport:
+    from sklearn.metrics import classification_report, confusion_matrix
+
+    n = len(genres)
+    y_pred = proba.argmax(axis=1)
+    rep = classification_report(y_true, y_pred, labels=list(range(n)), target_names=genres, output_dict=True,
+                                zero_division=0)
+    per_genre = {g: {k: float(v) for k, v in rep[g].items()} for g in genres}
+    return LevelReport(metrics=metrics(y_true, y_pred, n), per_genre=per_genre,
+                       confusion=confusion_matrix(y_true, y_pred, labels=list(range(n))),
+                       y_true=np.asarray(y_true), y_pred=y_pred, proba=proba)
+
+
+def labels_for(model_genres: list[str], fs: FeatureSet) -> np.ndarray:
+    """Rows' labels as indices into the model's genres.
+
+    Raises
+    ------
+    ModelError
+        When the data holds a genre the model does not know.
+    """
+    index = {g: i for i, g in enumerate(model_genres)}
+    unknown = sorted(set(fs.row_genres.tolist()) - set(index))
+    if unknown:
+        raise ModelError(f"the data has genres the model does not know: {unknown}; the model knows "
+                         f"{model_genres}. Remove those folders or train a model on them")
+    return np.array([index[g] for g in fs.row_genres], dtype=np.int64)
+
+
+def evaluate(model, fs: FeatureSet, *, n_wrong: int = 10) -> Report:
+    """Evaluate a :class:`~genrelib.models.base.GenreModel` on a labelled feature set.
+
+    Parameters
+    ----------
+    model : GenreModel
+    fs : FeatureSet
+        Features of the same kind and configuration as the model's.
+    n_wrong : int
+        How many of the most confidently wrong tracks to list.
+
+    Raises
+    ------
+    ModelError
+        When the features do not fit the model or the data has genres the model does not know.
+    """
+    if fs.config != model.feature_config:
+        raise ModelError(f"feature configuration mismatch: the model takes {model.feature_config}, "
+                         f"the data was extracted with {fs.config}")
+    if len(fs) == 0:
+        raise ModelError("nothing to evaluate: the feature set is empty")
+    y = labels_for(model.genres, fs)
+    proba = model.predict_proba(fs.X)
+    seg = _level(y, proba, model.genres)
+    keys, P = aggregate(proba, fs.track_ids)
+    first = {t: y[i] for i, t in reversed(list(enumerate(fs.track_ids)))}
+    y_track = np.array([first[k] for k in keys])
+    trk = _level(y_track, P, model.genres)
+    wrong_idx = np.where(trk.y_pred != y_track)[0]
+    conf = P[wrong_idx, trk.y_pred[wrong_idx]]
+    wrong = [{"track_id": str(keys[i]), "true": model.genres[y_track[i]], "predicted": model.genres[trk.y_pred[i]],
+              "probability": float(P[i, trk.y_pred[i]]), "p_true": float(P[i, y_track[i]])}
+             for i in wrong_idx[np.argsort(-conf)][:n_wrong]]
+    return Report(genres=list(model.genres), segment=seg, track=trk, track_ids=keys, wrong=wrong)
+
+
+def log_report(report: Report, *, prefix: str = "test") -> None:
+    """Log a report to the active MLflow run: metrics, confusion-matrix figures, JSON and CSV reports."""
+    from . import plots, tracking
+
+    tracking.log_metrics(report.flat_metrics(prefix))
+    for level in ("segment", "track"):
+        fig = plots.plot_confusion_matrix(getattr(report, level).confusion, report.genres, normalize=True,
+                                          title=f"{prefix} confusion matrix per {level} (normalized by row)")
+        tracking.log_figure(fig, f"figures/{prefix}_confusion_{level}.png")
+        tracking.log_table(report.per_genre_table(level), f"reports/{prefix}_per_genre_{level}.csv")
+    tracking.log_dict(report.to_dict(), f"reports/{prefix}_report.json")
+    tracking.log_table(report.track_table(), f"reports/{prefix}_tracks.csv")
+
+
+def evaluate_folder(model, data, *, part: str | None = None, n_jobs: int | None = None,
+                    progress: bool = False) -> Report:
+    """Evaluate a model on a labelled folder, or on one part of the split it was trained with.
+
+    Parameters
+    ----------
+    model : GenreModel
+    data : path or Dataset
+        A folder laid out ``<root>/<genre>/<file>``.
+    part : {"train", "valid", "test"}, optional
+        Rebuild the model's training split (kind, seed and sizes are in ``model.info``) and evaluate on
+        this part only. Default: every track of the folder.
+
+    Raises
+    ------
+    ModelError
+        When the folder has genres the model does not know (listed), or the part is empty.
+    """
+    from .dataset import Dataset, make_split, scan
+    from .features import extract
+
+    ds = data if isinstance(data, Dataset) else scan(data)
+    unknown = sorted(set(ds.genres) - set(model.genres))
+    if unknown:
+        raise ModelError(f"{ds.root} has genres the model does not know: {unknown}; it knows {model.genres}")
+    fs = extract(ds, model.feature_config, n_jobs=n_jobs, progress=progress)
+    if part is not None:
+        info = model.info
+        if "split" not in info:
+            raise ModelError("the model does not record its training split; evaluate on a whole folder instead")
+        split = make_split(ds, kind=info["split"], seed=int(info["seed"]), test_size=float(info["test_size"]),
+                           valid_size=float(info["valid_size"]))
+        fs = fs.split(split)[part]
+        if len(fs) == 0:
+            raise ModelError(f"the {part} part of {ds.root} is empty under the model's split")
+    return evaluate(model, fs)

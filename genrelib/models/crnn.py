@@ -1,0 +1,42 @@
+"""A convolutional recurrent network: convolutions summarize frequency, a GRU reads the sequence over time.
+
+Source: after K. Choi, G. Fazekas, M. Sandler and K. Cho, "Convolutional recurrent neural networks for music
+classification", ICASSP 2017: 2-D convolution blocks that pool mostly along frequency, then a recurrent layer
+over the remaining time steps (the original notebook imported LSTM and TimeDistributed for the same idea).
+"""
+
+from __future__ import annotations
+
+
+def build(input_shape: tuple[int, ...], n_classes: int, *, learning_rate: float = 1e-3, dropout: float = 0.3,
+          filters: tuple[int, ...] = (32, 64, 64), units: int = 64):
+    """Build and compile the CRNN for ``(frames, bands)`` input (log-mel or MFCC segments).
+
+    Returns
+    -------
+    keras.Model
+    """
+    import keras
+    from keras import layers
+
+    if len(input_shape) == 2:
+        input_shape = (*input_shape, 1)
+    inputs = keras.Input(shape=input_shape)
+    x = layers.BatchNormalization()(inputs)
+    freq = input_shape[1]
+    for f in filters:
+        x = layers.Conv2D(f, (3, 3), padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        pool_f = 4 if freq >= 16 else (2 if freq >= 2 else 1)
+        x = layers.MaxPooling2D((2, pool_f))(x)
+        freq //= pool_f
+    # (time, freq, channels) -> (time, freq * channels): one feature vector per time step
+    x = layers.Reshape((x.shape[1], x.shape[2] * x.shape[3]))(x)
+    x = layers.GRU(units)(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(n_classes, activation="softmax")(x)
+    model = keras.Model(inputs, outputs, name="crnn")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model

@@ -1,0 +1,202 @@
+"""Figures. Every ``plot_*`` function returns a matplotlib Figure and never shows or saves it.
+
+Pass ``ax`` to draw into an existing axes; otherwise a new figure is made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from .config import HOP_LENGTH, N_FFT, SR
+
+
+def _axes(ax=None, figsize=(7, 4)):
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+        return fig, ax
+    return ax.figure, ax
+
+
+def _close(fig):
+    # Figures are returned, not shown: detach them from pyplot so loops over many plots do not pile up.
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return fig
+
+
+def plot_class_distribution(counts: Mapping[str, int], *, title: str = "Tracks per genre"):
+    """Bar chart and pie chart of tracks per genre (the original notebook drew the pie)."""
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    names, values = list(counts), list(counts.values())
+    a1.bar(names, values, color="tab:blue")
+    a1.set_xlabel("genre")
+    a1.set_ylabel("tracks")
+    a1.tick_params(axis="x", rotation=45)
+    a1.set_title(title)
+    a2.pie(values, labels=names, autopct="%1.0f%%", startangle=90, counterclock=False)
+    a2.set_title("share of tracks")
+    return _close(fig)
+
+
+def plot_waveform(y: np.ndarray, sr: int = SR, *, title: str = "Waveform", ax=None):
+    """Amplitude over time."""
+    fig, ax = _axes(ax, (9, 3))
+    ax.plot(np.arange(len(y)) / sr, y, lw=0.4)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("amplitude")
+    ax.set_xlim(0, len(y) / sr)
+    ax.set_title(title)
+    return _close(fig)
+
+
+def plot_waveforms(signals: Mapping[str, np.ndarray], sr: int = SR, *, cols: int = 2):
+    """One waveform per genre in a grid."""
+    import matplotlib.pyplot as plt
+
+    rows = int(np.ceil(len(signals) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(11, 1.9 * rows), sharex=True, sharey=True, layout="constrained",
+                             squeeze=False)
+    for ax, (name, y) in zip(axes.flat, signals.items()):
+        ax.plot(np.arange(len(y)) / sr, y, lw=0.3)
+        ax.set_title(name, fontsize=9)
+        ax.set_ylabel("amplitude", fontsize=8)
+    for ax in axes.flat[len(signals):]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("time (s)")
+    fig.suptitle("Waveform of one track per genre")
+    return _close(fig)
+
+
+def plot_spectrum(y: np.ndarray, sr: int = SR, *, title: str = "Magnitude spectrum (FFT)", ax=None):
+    """FFT magnitude of the whole signal in dB over frequency (log axis)."""
+    fig, ax = _axes(ax)
+    mag = np.abs(np.fft.rfft(y))
+    freqs = np.fft.rfftfreq(len(y), 1 / sr)
+    ax.semilogx(freqs[1:], 20 * np.log10(mag[1:] / mag.max() + 1e-12), lw=0.5)
+    ax.set_xlabel("frequency (Hz)")
+    ax.set_ylabel("magnitude (dB re max)")
+    ax.set_xlim(20, sr / 2)
+    ax.set_title(title)
+    return _close(fig)
+
+
+def plot_spectrogram(y: np.ndarray, sr: int = SR, *, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH,
+                     title: str = "Spectrogram (STFT, dB)", ax=None):
+    """STFT magnitude in dB relative to the maximum, log-frequency axis."""
+    import librosa
+    import librosa.display
+
+    fig, ax = _axes(ax, (9, 4))
+    S_db = librosa.amplitude_to_db(np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length)), ref=np.max)
+    img = librosa.display.specshow(S_db, sr=sr, hop_length=hop_length, x_axis="time", y_axis="log", ax=ax)
+    fig.colorbar(img, ax=ax, format="%+2.0f dB")
+    ax.set_title(title)
+    return _close(fig)
+
+
+def plot_mel_filterbank(sr: int = SR, *, n_fft: int = N_FFT, n_mels: int = 128, ax=None):
+    """The triangular mel filters over linear frequency."""
+    import librosa
+
+    fig, ax = _axes(ax)
+    M = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
+    freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+    ax.plot(freqs, M[:: max(1, n_mels // 32)].T, lw=0.7)
+    ax.set_xlabel("frequency (Hz)")
+    ax.set_ylabel("filter weight")
+    ax.set_title(f"Mel filterbank (every {max(1, n_mels // 32)}th of {n_mels} filters)")
+    return _close(fig)
+
+
+def plot_mel_spectrogram(y: np.ndarray, sr: int = SR, *, n_mels: int = 128, hop_length: int = HOP_LENGTH,
+                         title: str = "Mel spectrogram (dB)", ax=None):
+    """Mel power spectrogram in dB relative to the maximum."""
+    import librosa
+    import librosa.display
+
+    fig, ax = _axes(ax, (9, 4))
+    S = librosa.feature.melspectrogram(y=y, sr=sr, n_mels=n_mels, hop_length=hop_length)
+    img = librosa.display.specshow(librosa.power_to_db(S, ref=np.max), sr=sr, hop_length=hop_length,
+                                   x_axis="time", y_axis="mel", ax=ax)
+    fig.colorbar(img, ax=ax, format="%+2.0f dB")
+    ax.set_title(title)
+    return _close(fig)
+
+
+def plot_mfcc(M: np.ndarray, sr: int = SR, *, hop_length: int = HOP_LENGTH, title: str = "MFCCs", ax=None):
+    """MFCCs as an image: ``M`` is ``(frames, n_mfcc)`` (genrelib's time-first layout)."""
+    fig, ax = _axes(ax, (9, 3.5))
+    frames = M.shape[0]
+    img = ax.imshow(M.T, origin="lower", aspect="auto", cmap="magma",
+                    extent=(0, frames * hop_length / sr, -0.5, M.shape[1] - 0.5))
+    fig.colorbar(img, ax=ax, label="coefficient value")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("MFCC index")
+    ax.set_title(title)
+    return _close(fig)
+
+
+def plot_confusion_matrix(cm: np.ndarray, genres: Sequence[str], *, normalize: bool = True,
+                          title: str = "Confusion matrix", ax=None):
+    """Confusion matrix labelled with genre names; rows are true genres, columns predictions."""
+    fig, ax = _axes(ax, (7.5, 6.5))
+    cm = np.asarray(cm, dtype=float)
+    if normalize:
+        rows = cm.sum(axis=1, keepdims=True)
+        cm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    img = ax.imshow(cm, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    fig.colorbar(img, ax=ax, label="share of the true genre" if normalize else "count")
+    ax.set_xticks(range(len(genres)), genres, rotation=45, ha="right")
+    ax.set_yticks(range(len(genres)), genres)
+    ax.set_xlabel("predicted genre")
+    ax.set_ylabel("true genre")
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            if cm[i, j] > 0:
+                ax.text(j, i, f"{cm[i, j]:.2f}" if normalize else f"{int(cm[i, j])}", ha="center", va="center",
+                        fontsize=7, color="white" if cm[i, j] > 0.6 * cm.max() else "black")
+    ax.set_title(title)
+    return _close(fig)
+
+
+def plot_history(history: Mapping[str, Sequence[float]], *, title: str = "Training curves"):
+    """Loss and accuracy per epoch, training and validation."""
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
+    for key, ax in (("loss", a1), ("accuracy", a2)):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            if prefix + key in history:
+                vals = history[prefix + key]
+                ax.plot(range(1, len(vals) + 1), vals, style, marker="o", ms=3,
+                        label="validation" if prefix else "training")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.legend()
+    a1.set_title("loss (cross-entropy + L2)")
+    a2.set_title("segment accuracy")
+    fig.suptitle(title)
+    return _close(fig)
+
+
+def plot_timeline(starts: np.ndarray, proba: np.ndarray, genres: Sequence[str], *, title: str = "Genre over time",
+                  top: int = 4, ax=None):
+    """Probability of the ``top`` most likely genres per window over the song."""
+    fig, ax = _axes(ax, (9, 3.2))
+    order = np.argsort(-proba.mean(axis=0))[:top]
+    for k in order:
+        ax.plot(starts, proba[:, k], marker="o", ms=3, label=genres[k])
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("window start (s)")
+    ax.set_ylabel("probability")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(title)
+    return _close(fig)

@@ -1,0 +1,216 @@
+"""Classify songs of any length: a :class:`Predictor` loads a model once and classifies many files.
+
+Each song is streamed in 30 s windows (hop configurable; a short song is one window). For the CNN families each
+window is cut into 3 s segments; a window's probabilities are the mean log-probability of its segments, and the
+song's the mean log-probability of all its segments (of all its windows for the summary family). The model's
+own feature configuration travels with it, so prediction extracts exactly the features it was trained on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from . import audio
+from .errors import AudioError, GenrelibError, ModelError
+from .evaluate import aggregate
+from .features import window_features
+
+logger = logging.getLogger(__name__)
+
+#: Windows whose features are computed before the model is called once on all of them.
+BATCH_WINDOWS = 8
+
+
+def reference_model_path() -> Path:
+    """Folder of the reference model shipped inside the package (trained on real GTZAN features)."""
+    return Path(str(resources.files("genrelib") / "data" / "reference"))
+
+
+def load_model(ref=None):
+    """Load a :class:`~genrelib.models.base.GenreModel` from many kinds of reference.
+
+    Parameters
+    ----------
+    ref : None, GenreModel, str or Path
+        None or ``"reference"``: the shipped reference model. A local folder: a genrelib model folder or a
+        downloaded MLflow model. Otherwise an MLflow reference: ``runs:/<id>/model``, ``models:/...``, a run id,
+        ``genre-classifier/3``, ``genre-classifier@alias`` or ``genre-classifier``.
+
+    Raises
+    ------
+    ModelError
+        When nothing can be loaded from ``ref``.
+    """
+    from .models.base import META, GenreModel
+
+    if isinstance(ref, GenreModel):
+        return ref
+    if ref is None or str(ref) == "reference":
+        path = reference_model_path()
+        if not (path / META).exists():
+            raise ModelError(f"no reference model shipped at {path}; train one with `genrelib train-reference` "
+                             "or pass --model")
+        return GenreModel.load(path)
+    path = Path(str(ref)).expanduser()
+    if path.is_dir():
+        if (path / META).exists():
+            return GenreModel.load(path)
+        if (path / "MLmodel").exists() and (path / "artifacts" / "genre_model").is_dir():
+            return GenreModel.load(path / "artifacts" / "genre_model")
+        raise ModelError(f"{path} is neither a genrelib model folder nor an MLflow audio model")
+    if path.suffix and path.exists():
+        raise ModelError(f"{path} is a file; give a model folder, an MLflow URI or a registry name")
+    from . import tracking
+
+    return GenreModel.load(tracking.download_genre_model(str(ref)))
+
+
+@dataclass
+class SongPrediction:
+    """The prediction for one song.
+
+    Attributes
+    ----------
+    path : Path
+    duration : float
+        Seconds.
+    starts : np.ndarray [shape=(n_windows,)]
+        Window start times in seconds.
+    window_proba : np.ndarray [shape=(n_windows, n_genres)]
+    proba : np.ndarray [shape=(n_genres,)]
+        The song's probabilities.
+    """
+
+    path: Path
+    duration: float
+    starts: np.ndarray
+    window_proba: np.ndarray
+    proba: np.ndarray
+
+    def top(self, genres: list[str], k: int = 3) -> list[tuple[str, float]]:
+        """The ``k`` most likely genres with their probabilities."""
+        order = np.argsort(-self.proba)[:k]
+        return [(genres[i], float(self.proba[i])) for i in order]
+
+
+def predict_file(model, path: str | Path, *, hop_seconds: float | None = None) -> SongPrediction:
+    """Classify one file with a loaded model, window by window (bounded memory for long files).
+
+    Raises
+    ------
+    AudioError
+        When the file cannot be read.
+    """
+    cfg = model.feature_config
+    path = Path(path)
+    starts, window_rows, all_proba, all_window = [], [], [], []
+    pending: list[np.ndarray] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        X = np.concatenate(pending)
+        P = model.predict_proba(X)
+        k = 0
+        for rows in pending:
+            all_proba.append(P[k : k + len(rows)])
+            all_window.append(np.full(len(rows), len(window_rows)))
+            window_rows.append(P[k : k + len(rows)])
+            k += len(rows)
+        pending.clear()
+
+    total = 0.0
+    for start, y in audio.load_windows(path, sr=cfg.sr, seconds=cfg.window_seconds, hop_seconds=hop_seconds,
+                                       min_fraction=cfg.min_fraction, pad=False):
+        X = window_features(y, cfg.sr, cfg)
+        pending.append(X[None, :] if cfg.kind == "summary" else X)
+        starts.append(start)
+        total = max(total, start + len(y) / cfg.sr)
+        if len(pending) >= BATCH_WINDOWS:
+            flush()
+    flush()
+    if not starts:
+        raise AudioError(f"{path}: no audio windows could be cut from the file")
+    window_proba = np.stack([aggregate(P, np.zeros(len(P)))[1][0] for P in window_rows])
+    seg = np.concatenate(all_proba)
+    song = aggregate(seg, np.zeros(len(seg)))[1][0]
+    return SongPrediction(path=path, duration=total, starts=np.array(starts), window_proba=window_proba, proba=song)
+
+
+def rows_for(pred: SongPrediction, genres: list[str], *, source: str | None = None, top_k: int = 3,
+             per_window: bool = False) -> list[dict]:
+    """Flat records of a prediction: one for the song (``window_start`` -1) and, if asked, one per window."""
+    def rec(start: float, p: np.ndarray) -> dict:
+        order = np.argsort(-p)
+        return {"source": source or str(pred.path), "window_start": float(start), "duration": pred.duration,
+                "genre": genres[order[0]], "probability": float(p[order[0]]),
+                "top_k": json.dumps([[genres[i], round(float(p[i]), 4)] for i in order[:top_k]]),
+                **{f"p_{g}": float(v) for g, v in zip(genres, p)}}
+
+    out = [rec(-1.0, pred.proba)]
+    if per_window:
+        out += [rec(s, p) for s, p in zip(pred.starts, pred.window_proba)]
+    return out
+
+
+class Predictor:
+    """Load a model once; classify many files of any length.
+
+    Parameters
+    ----------
+    model : None, GenreModel, str or Path
+        See :func:`load_model` (None: the shipped reference model).
+    hop_seconds : float, optional
+        Hop between 30 s windows (default: no overlap).
+
+    Examples
+    --------
+    >>> p = Predictor()                                   # doctest: +SKIP
+    >>> song = p.predict("my_song.mp3")                   # doctest: +SKIP
+    >>> song.top(p.genres, 3)                             # doctest: +SKIP
+    """
+
+    def __init__(self, model=None, *, hop_seconds: float | None = None):
+        self.model = load_model(model)
+        self.hop_seconds = hop_seconds
+
+    @property
+    def genres(self) -> list[str]:
+        return list(self.model.genres)
+
+    def predict(self, path: str | Path) -> SongPrediction:
+        """Classify one file (raises :class:`AudioError` for a bad file)."""
+        return predict_file(self.model, path, hop_seconds=self.hop_seconds)
+
+    def predict_many(self, paths: list[str | Path], *, progress: bool = False) -> tuple[
+            list[SongPrediction], list[tuple[Path, str]]]:
+        """Classify many files; a bad file is reported and the others are still classified.
+
+        Returns
+        -------
+        predictions : list of SongPrediction
+        failures : list of (path, reason)
+        """
+        from tqdm.auto import tqdm
+
+        preds, failures = [], []
+        for p in tqdm(list(paths), desc="songs", unit="song", disable=not progress):
+            try:
+                preds.append(self.predict(p))
+            except GenrelibError as exc:
+                logger.warning("skipping %s", exc)
+                failures.append((Path(p), str(exc)))
+        return preds, failures
+
+    def table(self, preds: list[SongPrediction], *, top_k: int = 3, per_window: bool = False):
+        """Predictions as a DataFrame (see :func:`rows_for`)."""
+        import pandas as pd
+
+        return pd.DataFrame([r for p in preds for r in rows_for(p, self.genres, top_k=top_k,
+                                                                 per_window=per_window)])

@@ -1,0 +1,391 @@
+"""MLflow tracking: the only module that imports mlflow.
+
+One store for everything: SQLite at ``mlruns/mlflow.db`` with artifacts under ``mlruns/artifacts`` (relative to
+the working directory), or whatever ``MLFLOW_TRACKING_URI`` says. The model registry works on that store;
+``mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db`` (``make ui``) shows every run.
+
+Models are logged twice: in their native flavour (Keras, or scikit-learn in the safe skops format) and as an
+``mlflow.pyfunc`` model that takes audio (file paths, or base64-encoded bytes in a string column) and returns
+genre probabilities, with feature extraction inside, so that a served model takes raw audio.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import os
+import subprocess
+import tempfile
+import warnings
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .errors import ModelError
+
+logger = logging.getLogger(__name__)
+
+EXPERIMENT = "genrelib"
+REGISTERED_MODEL = "genre-classifier"
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI``, else SQLite at ``./mlruns/mlflow.db``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlruns').resolve() / 'mlflow.db'}"
+
+
+def _artifact_root(uri: str) -> str | None:
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):])
+        db.parent.mkdir(parents=True, exist_ok=True)
+        return (db.parent / "artifacts").resolve().as_uri()
+    return None
+
+
+def setup(uri: str | None = None, experiment: str = EXPERIMENT) -> str:
+    """Point MLflow at the store and make sure the experiment exists; returns the experiment id."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri = uri or tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    exp = mlflow.get_experiment_by_name(experiment)
+    if exp is None:
+        exp_id = mlflow.create_experiment(experiment, artifact_location=_artifact_root(uri))
+    else:
+        exp_id = exp.experiment_id
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
+
+
+def git_commit() -> str:
+    """The git commit of the genrelib checkout, or "unknown" outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PACKAGE_DIR, capture_output=True, text=True,
+                             timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+@contextlib.contextmanager
+def start_run(name: str, *, params: dict | None = None, tags: dict | None = None, parent_run_id: str | None = None,
+              uri: str | None = None) -> Iterator[mlflow.ActiveRun]:
+    """Start an MLflow run with genrelib's standard tags (version, git commit) and the given params.
+
+    ``parent_run_id`` nests the run under a parent (it must still be running), as ``make run-all`` does.
+    """
+    setup(uri)
+    all_tags = {"genrelib.version": __version__, "genrelib.git_commit": git_commit(), **(tags or {})}
+    with mlflow.start_run(run_name=name, parent_run_id=parent_run_id or None, tags=all_tags) as run:
+        if params:
+            log_params(params)
+        yield run
+
+
+def create_parent_run(name: str, *, uri: str | None = None, tags: dict | None = None) -> str:
+    """Create a run that stays RUNNING across processes (for notebooks run by papermill); returns its id."""
+    exp_id = setup(uri)
+    client = mlflow.MlflowClient()
+    all_tags = {"mlflow.runName": name, "genrelib.version": __version__, "genrelib.git_commit": git_commit(),
+                **(tags or {})}
+    return client.create_run(exp_id, tags=all_tags, run_name=name).info.run_id
+
+
+def end_run(run_id: str, status: str = "FINISHED", *, uri: str | None = None) -> None:
+    """Mark a run created by :func:`create_parent_run` as finished (or FAILED)."""
+    setup(uri)
+    mlflow.MlflowClient().set_terminated(run_id, status=status)
+
+
+def log_params(params: dict) -> None:
+    """Log parameters (values turned to strings; None as "None")."""
+    mlflow.log_params({k: ("None" if v is None else v) for k, v in params.items()})
+
+
+def log_metrics(values: dict, step: int | None = None) -> None:
+    """Log numeric metrics."""
+    mlflow.log_metrics({k: float(v) for k, v in values.items()}, step=step)
+
+
+def log_figure(fig, path: str) -> None:
+    """Log a matplotlib figure as an image artifact."""
+    mlflow.log_figure(fig, path)
+
+
+def log_image(image, path: str) -> None:
+    """Log a PIL image."""
+    mlflow.log_image(image, path)
+
+
+def log_dict(d: dict, path: str) -> None:
+    """Log a dict as JSON."""
+    mlflow.log_dict(d, path)
+
+
+def log_text(text: str, path: str) -> None:
+    """Log text."""
+    mlflow.log_text(text, path)
+
+
+def log_table(df: pd.DataFrame, path: str) -> None:
+    """Log a DataFrame as CSV."""
+    mlflow.log_text(df.to_csv(index="per_genre" in path), path)
+
+
+def log_artifact(local: str | Path, artifact_path: str | None = None) -> None:
+    """Log a local file."""
+    mlflow.log_artifact(str(local), artifact_path)
+
+
+def log_model_summary(model) -> None:
+    """Log ``model.summary()`` of a Keras model as text."""
+    lines: list[str] = []
+    model.summary(print_fn=lambda s, **kw: lines.append(s))
+    mlflow.log_text("\n".join(lines), "model_summary.txt")
+
+
+def keras_epoch_logger():
+    """A Keras callback that logs every epoch's loss and accuracy (training and validation) to MLflow."""
+    import keras
+
+    class EpochLogger(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            mlflow.log_metrics({k: float(v) for k, v in (logs or {}).items()}, step=epoch)
+
+    return EpochLogger()
+
+
+# ------------------------------------------------------------------------------------------- models
+
+
+def _pins(names: list[str]) -> list[str]:
+    out = []
+    for n in names:
+        try:
+            out.append(f"{n}=={metadata.version(n)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def requirements(family: str) -> list[str]:
+    """Pinned pip requirements of a model of ``family`` (genrelib itself travels as code with the model)."""
+    base = ["numpy", "scipy", "pandas", "librosa", "soundfile", "soxr", "scikit-learn", "skops", "mlflow", "tqdm"]
+    if family != "summary":
+        base += ["tensorflow-cpu", "keras"]
+    return _pins(base)
+
+
+def _input_schema():
+    from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
+
+    inputs = Schema([ColSpec("string", "path", required=False), ColSpec("string", "audio_base64", required=False)])
+    params = ParamSchema([ParamSpec("top_k", "long", 3), ParamSpec("per_window", "boolean", False),
+                          ParamSpec("hop_seconds", "double", 0.0)])
+    return inputs, params
+
+
+def pyfunc_signature(genres: list[str]):
+    """Signature of the audio pyfunc: path / audio_base64 in; genre, probabilities and top-k out."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    inputs, params = _input_schema()
+    outputs = Schema([ColSpec("string", "source"), ColSpec("double", "window_start"), ColSpec("double", "duration"),
+                      ColSpec("string", "genre"), ColSpec("double", "probability"), ColSpec("string", "top_k")]
+                     + [ColSpec("double", f"p_{g}") for g in genres])
+    return ModelSignature(inputs=inputs, outputs=outputs, params=params)
+
+
+class GenrePyfunc(mlflow.pyfunc.PythonModel):
+    """Audio in, genre probabilities out.
+
+    Input: a DataFrame with a ``path`` column (audio file paths) or an ``audio_base64`` column (the bytes of an
+    audio file, base64-encoded). Params: ``top_k`` (3), ``per_window`` (False: one row per song; True: one row
+    per 30 s window as well), ``hop_seconds`` (0: windows do not overlap).
+    Output: one row per song (and window): source, window_start (-1 for the song), duration, genre,
+    probability, top_k (JSON), and ``p_<genre>`` for every genre.
+    """
+
+    def load_context(self, context):
+        from .models.base import GenreModel
+
+        self.model = GenreModel.load(context.artifacts["genre_model"])
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        from .predict import predict_file, rows_for
+
+        params = params or {}
+        top_k = int(params.get("top_k", 3))
+        per_window = bool(params.get("per_window", False))
+        hop = float(params.get("hop_seconds", 0.0)) or None
+        df = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        rows = []
+        for i, rec in enumerate(df.to_dict("records")):
+            path, b64 = rec.get("path"), rec.get("audio_base64")
+            if isinstance(path, str) and path:
+                pred = predict_file(self.model, path, hop_seconds=hop)
+                source = path
+            elif isinstance(b64, str) and b64:
+                with tempfile.TemporaryDirectory() as tmp:
+                    data = base64.b64decode(b64)
+                    file = Path(tmp) / f"input{_sniff_suffix(data)}"
+                    file.write_bytes(data)
+                    pred = predict_file(self.model, file, hop_seconds=hop)
+                source = f"row {i}"
+            else:
+                raise ModelError(f"row {i}: give an audio file in 'path' or base64 audio bytes in 'audio_base64'")
+            rows += rows_for(pred, self.model.genres, source=source, top_k=top_k, per_window=per_window)
+        return pd.DataFrame(rows)
+
+
+def _sniff_suffix(data: bytes) -> str:
+    """File extension for audio bytes, from their magic numbers (libsndfile needs it for mp3)."""
+    if data[:4] == b"RIFF":
+        return ".wav"
+    if data[:4] == b"fLaC":
+        return ".flac"
+    if data[:4] == b"OggS":
+        return ".ogg"
+    if data[:4] == b".snd":
+        return ".au"
+    if data[:4] == b"FORM":
+        return ".aiff"
+    if data[:3] == b"ID3" or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0):
+        return ".mp3"
+    if data[4:8] == b"ftyp":
+        return ".m4a"  # rejected with a clear message by genrelib.audio
+    return ".bin"
+
+
+def log_genre_model(model, *, register: bool = True, name: str = "model") -> dict:
+    """Log a :class:`~genrelib.models.base.GenreModel`: native flavour plus the audio pyfunc; register the pyfunc.
+
+    Returns
+    -------
+    dict
+        ``model_uri`` (the pyfunc's URI), ``native_uri`` and, when registered, ``version``.
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    reqs = requirements(model.family)
+    shape = (-1, *model.feature_config.row_shape)
+    out_spec = Schema([TensorSpec(np.dtype("float32" if model.is_keras else "float64"), (-1, len(model.genres)))])
+    if model.is_keras:
+        sig = ModelSignature(inputs=Schema([TensorSpec(np.dtype("float32"), (*shape, 1))]), outputs=out_spec)
+        native = mlflow.keras.log_model(model.estimator, name=f"{name}_keras", signature=sig, pip_requirements=reqs)
+    else:
+        sig = ModelSignature(inputs=Schema([TensorSpec(np.dtype("float64"), shape)]), outputs=out_spec)
+        native = mlflow.sklearn.log_model(model.estimator, name=f"{name}_sklearn", signature=sig,
+                                          pip_requirements=reqs, serialization_format="skops",
+                                          skops_trusted_types=_skops_trusted())
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = model.save(Path(tmp) / "genre_model")
+        with warnings.catch_warnings():
+            # An input example would have to be an audio file; the signature documents the input instead.
+            warnings.filterwarnings("ignore", message=".*input example was not provided", category=UserWarning)
+            info = mlflow.pyfunc.log_model(
+                name=name, python_model=str(PACKAGE_DIR / "pyfunc_model.py"), artifacts={"genre_model": str(folder)},
+                code_paths=[str(PACKAGE_DIR)], signature=pyfunc_signature(model.genres), pip_requirements=reqs,
+                registered_model_name=REGISTERED_MODEL if register else None,
+            )
+    out = {"model_uri": info.model_uri, "native_uri": native.model_uri}
+    if register and info.registered_model_version is not None:
+        version = str(info.registered_model_version)
+        client = mlflow.MlflowClient()
+        client.set_registered_model_alias(REGISTERED_MODEL, model.family.replace("_", "-"), version)
+        client.set_model_version_tag(REGISTERED_MODEL, version, "family", model.family)
+        out["version"] = version
+    return out
+
+
+def set_alias(version: str, alias: str) -> None:
+    """Point ``genre-classifier@alias`` at a registered version."""
+    mlflow.MlflowClient().set_registered_model_alias(REGISTERED_MODEL, alias, str(version))
+
+
+def _skops_trusted() -> list[str]:
+    from .models.base import SKOPS_TRUSTED
+
+    return list(SKOPS_TRUSTED)
+
+
+def resolve_model_uri(ref: str) -> str:
+    """Turn a user's model reference into an MLflow URI.
+
+    Accepts ``runs:/...``, ``models:/...``, a run id (32 hex digits), or a registry reference
+    ``genre-classifier/3``, ``genre-classifier@alias`` or ``genre-classifier`` (latest version).
+    """
+    if ref.startswith(("runs:/", "models:/", "mlflow-artifacts:/", "file:")):
+        return ref
+    if len(ref) == 32 and all(c in "0123456789abcdef" for c in ref):
+        return f"runs:/{ref}/model"
+    if "@" in ref or "/" in ref:
+        return f"models:/{ref}"
+    return f"models:/{ref}/latest"
+
+
+def download_genre_model(ref: str) -> Path:
+    """Fetch the genrelib model folder inside a logged pyfunc model; returns a local folder.
+
+    Raises
+    ------
+    ModelError
+        When the reference cannot be found in the tracking store.
+    """
+    setup()
+    uri = resolve_model_uri(ref)
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    except Exception as exc:  # mlflow raises several types (MlflowException, OSError) for a missing model
+        raise ModelError(f"model {ref!r} ({uri}) not found in the tracking store {mlflow.get_tracking_uri()}: "
+                         f"{str(exc).splitlines()[0]}; list models with `make ui`") from exc
+    folder = local / "artifacts" / "genre_model"
+    if not folder.exists():
+        raise ModelError(f"{uri} is not a genrelib audio model (no artifacts/genre_model); log models with "
+                         "genrelib train")
+    return folder
+
+
+def load_pyfunc(ref: str):
+    """Load a logged audio model as an ``mlflow.pyfunc`` model."""
+    setup()
+    return mlflow.pyfunc.load_model(resolve_model_uri(ref))
+
+
+def run_metrics(run_id: str) -> dict[str, float]:
+    """Latest metrics of a run."""
+    setup()
+    return dict(mlflow.get_run(run_id).data.metrics)
+
+
+def child_runs(parent_run_id: str) -> pd.DataFrame:
+    """Runs nested under a parent run."""
+    setup()
+    return mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+                              search_all_experiments=True)
+
+
+def log_notebook(path: str | Path) -> None:
+    """Log an executed notebook and its HTML rendering (for people who do not open Jupyter)."""
+    path = Path(path)
+    mlflow.log_artifact(str(path), "notebook")
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    html, _ = HTMLExporter().from_notebook_node(nbformat.read(path, as_version=4))
+    mlflow.log_text(html, f"notebook/{path.stem}.html")
+
+
+def dumps(obj) -> str:
+    """JSON text of ``obj`` (numpy values turned into Python ones)."""
+    return json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o))

@@ -1,0 +1,284 @@
+"""Training: :func:`fit` trains one family on feature sets; :func:`train` runs the whole job on a data folder.
+
+The job scans the folder, extracts (or reads cached) features of the family's kind, splits by track
+(random stratified or GTZAN fault-filtered), trains on the training part with early stopping on the validation
+part, evaluates on the test part (never seen in training or model selection), logs everything to MLflow and
+registers the model as ``genre-classifier``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .config import SEED
+from .dataset import Dataset, make_split, scan, split_counts
+from .errors import ModelError
+from .features import FeatureConfig, FeatureSet, extract
+from .models import FAMILIES, KERAS_FAMILIES, build_keras, check_family
+from .models.base import GenreModel
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (logged as parameters).
+
+    Attributes
+    ----------
+    family : str
+        ``seed_cnn``, ``mel_cnn``, ``crnn`` or ``summary``.
+    epochs : int
+        Upper bound on epochs (Keras families); early stopping usually ends sooner.
+    batch_size : int
+    patience : int
+        Epochs without improvement of the validation loss before stopping; the best weights are restored.
+    learning_rate : float or None
+        None: the family's default (1e-4 for seed_cnn as in the notebook, 1e-3 for the others).
+    class_weights : bool
+        Weight classes inversely to their frequency.
+    seed : int
+        Seeds the split, weight initialization, shuffling and dropout.
+    split : str
+        ``random`` or ``gtzan-ff``.
+    test_size, valid_size : float
+        Random split: test share of all tracks, validation share of the rest.
+    """
+
+    family: str = "seed_cnn"
+    epochs: int = 30
+    batch_size: int = 32
+    patience: int = 5
+    learning_rate: float | None = None
+    class_weights: bool = False
+    seed: int = SEED
+    split: str = "random"
+    test_size: float = 0.2
+    valid_size: float = 0.2
+
+    def __post_init__(self) -> None:
+        check_family(self.family)
+        if self.epochs < 1:
+            raise ModelError(f"epochs must be >= 1, got {self.epochs}")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and TensorFlow, and make TensorFlow's kernels deterministic."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    tf.get_logger().setLevel("ERROR")  # retracing notices when several models are built in one process
+
+
+def fit(train: FeatureSet, valid: FeatureSet, config: TrainConfig, *, callbacks: tuple = ()) -> tuple[
+        GenreModel, dict[str, list[float]]]:
+    """Train ``config.family`` on ``train``, selecting (early stopping / candidate choice) on ``valid``.
+
+    Returns
+    -------
+    model : GenreModel
+    history : dict
+        Per-epoch ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy`` (Keras families), or the validation
+        accuracy of every candidate (summary family).
+    """
+    if FAMILIES[config.family] != train.config.kind:
+        raise ModelError(f"{config.family} trains on {FAMILIES[config.family]!r} features, got {train.config.kind!r}")
+    if len(train) == 0 or len(valid) == 0:
+        raise ModelError(f"empty training ({len(train)} rows) or validation ({len(valid)} rows) part; "
+                         "use more tracks per genre")
+    genres = list(train.genres)
+    y_train, y_valid = train.labels, valid.labels
+    n_classes = len(genres)
+    info = {"train_rows": len(train), "valid_rows": len(valid)}
+    if config.family == "summary":
+        from .models.summary import select
+
+        name, est, scores = select(train.X, y_train, valid.X, y_valid, seed=config.seed)
+        info.update({"chosen": name, "validation_accuracy": scores})
+        history = {f"val_accuracy_{k}": [v] for k, v in scores.items()}
+        return GenreModel("summary", genres, train.config, est, info), history
+
+    import keras
+
+    seed_everything(config.seed)
+    kw = {} if config.learning_rate is None else {"learning_rate": config.learning_rate}
+    model = build_keras(config.family, train.config.row_shape, n_classes, **kw)
+    weights = None
+    if config.class_weights:
+        from sklearn.utils.class_weight import compute_class_weight
+
+        present = np.unique(y_train)
+        w = compute_class_weight("balanced", classes=present, y=y_train)
+        weights = {int(c): float(v) for c, v in zip(present, w)}
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
+    t0 = time.perf_counter()
+    hist = model.fit(train.X[..., None], y_train, validation_data=(valid.X[..., None], y_valid),
+                     epochs=config.epochs, batch_size=config.batch_size, class_weight=weights,
+                     callbacks=[stop, *callbacks], verbose=0, shuffle=True)
+    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    info.update({"epochs_run": len(history["loss"]), "train_seconds": time.perf_counter() - t0,
+                 "best_epoch": int(np.argmin(history["val_loss"])) + 1})
+    return GenreModel(config.family, genres, train.config, model, info), history
+
+
+def feature_config_for(family: str, **overrides) -> FeatureConfig:
+    """The default feature configuration a family trains on."""
+    return FeatureConfig(kind=FAMILIES[check_family(family)], **overrides)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns."""
+
+    model: GenreModel
+    history: dict
+    split: dict[str, str]
+    split_sizes: dict[str, dict[str, int]]
+    features: FeatureSet
+    report: object | None = None
+    run_id: str | None = None
+    model_uri: str | None = None
+    registered_version: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def split_features(fs: FeatureSet, ds: Dataset, config: TrainConfig) -> tuple[dict[str, str], dict[str, FeatureSet]]:
+    """The track split of ``config`` and the feature set cut along it."""
+    split = make_split(ds, kind=config.split, seed=config.seed, test_size=config.test_size,
+                       valid_size=config.valid_size)
+    # Tracks that could not be decoded have no rows; they simply drop out of every part.
+    return split, fs.split(split)
+
+
+def train(
+    data: str | Path | Dataset,
+    config: TrainConfig,
+    *,
+    feature_config: FeatureConfig | None = None,
+    evaluate_test: bool = True,
+    log: bool = True,
+    register: bool = True,
+    run_name: str | None = None,
+    parent_run_id: str | None = None,
+    n_jobs: int | None = None,
+    progress: bool = False,
+) -> TrainResult:
+    """The training job on a data folder: features, split, fit, test evaluation, MLflow logging, registry.
+
+    Parameters
+    ----------
+    data : path or Dataset
+        A folder laid out ``<root>/<genre>/<file>`` or a scanned dataset.
+    config : TrainConfig
+    feature_config : FeatureConfig, optional
+        Default: :func:`feature_config_for` the family.
+    evaluate_test : bool
+        Evaluate on the test part and log the report.
+    log, register : bool
+        Log to MLflow; register the model as ``genre-classifier``.
+    run_name, parent_run_id : str, optional
+        MLflow run name; a parent run to nest under (as ``make run-all`` does).
+
+    Returns
+    -------
+    TrainResult
+    """
+    from . import evaluate as ev
+
+    ds = data if isinstance(data, Dataset) else scan(data)
+    fcfg = feature_config or feature_config_for(config.family)
+    if fcfg.kind != FAMILIES[config.family]:
+        raise ModelError(f"{config.family} needs {FAMILIES[config.family]!r} features, not {fcfg.kind!r}")
+    fs = extract(ds, fcfg, n_jobs=n_jobs, progress=progress)
+    split, parts = split_features(fs, ds, config)
+    sizes = split_counts({t: p for t, p in split.items() if t in set(fs.track_ids)}, ds)
+    result_extra = {"data_root": str(ds.root), "manifest_hash": ds.manifest_hash(), "skipped": fs.skipped}
+
+    def _run() -> TrainResult:
+        from . import plots, tracking
+
+        callbacks = (tracking.keras_epoch_logger(),) if (log and config.family in KERAS_FAMILIES) else ()
+        model, history = fit(parts["train"], parts["valid"], config, callbacks=callbacks)
+        model.info.update({"split": config.split, "seed": config.seed, "test_size": config.test_size,
+                           "valid_size": config.valid_size, "manifest_hash": ds.manifest_hash(),
+                           "genrelib_version": __version__})
+        res = TrainResult(model=model, history=history, split=split, split_sizes=sizes, features=fs,
+                          extra=result_extra)
+        if evaluate_test:
+            res.report = ev.evaluate(model, parts["test"])
+        if log:
+            tracking.log_dict({"split": split, "sizes": sizes}, "data/split.json")
+            tracking.log_dict(ds.manifest(), "data/manifest.json")
+            tracking.log_metrics({f"tracks_{p}": sum(c.values()) for p, c in sizes.items()})
+            if config.family in KERAS_FAMILIES:
+                tracking.log_figure(plots.plot_history(history, title=f"{config.family} training curves"),
+                                    "figures/training_curves.png")
+                tracking.log_model_summary(model.estimator)
+                tracking.log_image(architecture_diagram(model.estimator), "figures/architecture.png")
+                tracking.log_metrics({"epochs_run": model.info["epochs_run"],
+                                      "best_epoch": model.info["best_epoch"],
+                                      "train_seconds": model.info["train_seconds"]})
+            else:
+                tracking.log_metrics({f"valid_accuracy_{k}": v
+                                      for k, v in model.info["validation_accuracy"].items()})
+                tracking.log_params({"chosen_estimator": model.info["chosen"]})
+            if res.report is not None:
+                ev.log_report(res.report, prefix="test")
+            logged = tracking.log_genre_model(model, register=register)
+            res.model_uri, res.registered_version = logged["model_uri"], logged.get("version")
+        return res
+
+    if not log:
+        return _run()
+    from . import tracking
+
+    params = {**{f"train.{k}": v for k, v in asdict(config).items()},
+              **{f"features.{k}": v for k, v in fcfg.to_dict().items()},
+              "data.root": str(ds.root), "data.tracks": len(ds.tracks), "data.genres": ",".join(ds.genres),
+              "data.skipped": len(fs.skipped), "data.manifest_hash": ds.manifest_hash()}
+    with tracking.start_run(run_name or f"train-{config.family}", parent_run_id=parent_run_id,
+                            params=params, tags={"genrelib.stage": "train", "genrelib.family": config.family}) as run:
+        res = _run()
+        res.run_id = run.info.run_id
+    return res
+
+
+def architecture_diagram(model):
+    """The visualkeras layered diagram of a Keras model as a PIL image.
+
+    visualkeras 0.2 reads ``layer.output_shape``, which Keras 3 removed; the shim below gives each layer that
+    attribute from its output tensor for the duration of the call.
+    """
+    import visualkeras
+
+    patched = []
+    for layer in model.layers:
+        if not hasattr(layer, "output_shape"):
+            try:
+                shape = tuple(layer.output.shape)
+            except (AttributeError, ValueError):
+                continue
+            try:
+                object.__setattr__(layer, "output_shape", shape)
+            except (AttributeError, TypeError):
+                type(layer).output_shape = property(lambda self: tuple(self.output.shape))
+            patched.append(layer)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The legend_text_spacing_offset", category=UserWarning)
+            return visualkeras.layered_view(model, legend=True, scale_xy=1.5, scale_z=0.5, max_z=40)
+    finally:
+        for layer in patched:
+            try:
+                object.__delattr__(layer, "output_shape")
+            except (AttributeError, TypeError):
+                pass

@@ -1,0 +1,107 @@
+"""Training, evaluation and MLflow logging on a tiny generated dataset (one epoch per family)."""
+
+import mlflow
+import numpy as np
+import pytest
+
+from genrelib import dataset, features, tracking
+from genrelib.errors import ModelError
+from genrelib.evaluate import evaluate_folder
+from genrelib.predict import Predictor, load_model, predict_file
+from genrelib.train import TrainConfig, train
+
+FAMILIES = ["seed_cnn", "mel_cnn", "crnn", "summary"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_family_trains_evaluates_logs_registers_reloads(family, tiny_tree):
+    res = train(tiny_tree, TrainConfig(family=family, epochs=1, seed=1), n_jobs=1)
+    # the test part is held out by track
+    parts = {p: {t for t, q in res.split.items() if q == p} for p in ("train", "valid", "test")}
+    assert not (parts["train"] & parts["test"] or parts["valid"] & parts["test"])
+    assert set(res.report.track_ids) == parts["test"]
+    P = res.model.predict_proba(res.features.X)
+    assert P.shape == (len(res.features), 3)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-6)
+    # a real MLflow store under tmp_path holds the run's metrics and artifacts
+    run = mlflow.get_run(res.run_id)
+    assert {"test_track_accuracy", "test_segment_accuracy", "test_track_f1_macro"} <= set(run.data.metrics)
+    assert run.data.params["train.family"] == family
+    files = {a.path for a in mlflow.MlflowClient().list_artifacts(res.run_id, "figures")}
+    assert "figures/test_confusion_track.png" in files
+    if family != "summary":
+        assert {"figures/training_curves.png", "figures/architecture.png"} <= files
+        hist = mlflow.MlflowClient().get_metric_history(res.run_id, "val_loss")
+        assert len(hist) == 1
+    reports = {a.path for a in mlflow.MlflowClient().list_artifacts(res.run_id, "reports")}
+    assert "reports/test_report.json" in reports
+    # the registered audio model reloads (by URI, by registry version, by alias) and predicts the same
+    song = res.features.tracks[0]
+    path = tiny_tree / song
+    expected = predict_file(res.model, path).proba
+    for ref in (res.model_uri, f"genre-classifier/{res.registered_version}",
+                f"genre-classifier@{family.replace('_', '-')}", f"runs:/{res.run_id}/model"):
+        np.testing.assert_allclose(Predictor(ref).predict(path).proba, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_same_seed_same_metrics(tiny_tree):
+    cfg = TrainConfig(family="seed_cnn", epochs=2, seed=7)
+    a = train(tiny_tree, cfg, log=False, n_jobs=1)
+    b = train(tiny_tree, cfg, log=False, n_jobs=1)
+    assert a.split == b.split
+    assert a.report.flat_metrics() == b.report.flat_metrics()
+    np.testing.assert_array_equal(a.model.predict_proba(a.features.X), b.model.predict_proba(b.features.X))
+    assert a.history == b.history
+
+
+def test_pyfunc_takes_base64_audio_and_paths(tiny_tree):
+    import base64
+
+    import pandas as pd
+
+    res = train(tiny_tree, TrainConfig(family="summary", seed=1), n_jobs=1)
+    model = tracking.load_pyfunc(res.model_uri)
+    wav = next(tiny_tree.glob("metal/*.wav"))
+    by_path = model.predict(pd.DataFrame({"path": [str(wav)]}))
+    b64 = base64.b64encode(wav.read_bytes()).decode()
+    by_bytes = model.predict(pd.DataFrame({"audio_base64": [b64]}), params={"top_k": 2, "per_window": True})
+    assert by_path["genre"].iloc[0] == by_bytes["genre"].iloc[0]
+    cols = [f"p_{g}" for g in ("classical", "metal", "reggae")]
+    np.testing.assert_allclose(by_path[cols].to_numpy(), by_bytes[cols].to_numpy()[:1])
+    np.testing.assert_allclose(by_bytes[cols].sum(axis=1), 1.0)
+    assert len(by_bytes) == 2 and by_bytes["window_start"].tolist() == [-1.0, 0.0]
+
+
+def test_evaluate_folder_and_unknown_genres(tiny_tree, tmp_path, write):
+    res = train(tiny_tree, TrainConfig(family="summary", seed=1), log=False, n_jobs=1)
+    whole = evaluate_folder(res.model, tiny_tree, n_jobs=1)
+    assert len(whole.track_ids) == 12
+    test = evaluate_folder(res.model, tiny_tree, part="test", n_jobs=1)
+    assert set(test.track_ids) == set(res.report.track_ids)
+    assert test.flat_metrics() == res.report.flat_metrics()
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_tree, other)
+    (other / "polka").mkdir()
+    shutil.copy(next(tiny_tree.glob("metal/*.wav")), other / "polka" / "p.wav")
+    with pytest.raises(ModelError, match=r"genres the model does not know: \['polka'\]"):
+        evaluate_folder(res.model, other, n_jobs=1)
+
+
+def test_bad_training_input(tmp_path, tiny_tree):
+    with pytest.raises(ModelError, match="unknown model"):
+        TrainConfig(family="transformer")
+    (tmp_path / "empty" / "blues").mkdir(parents=True)
+    with pytest.raises(dataset.DatasetError, match="no readable audio"):
+        train(tmp_path / "empty", TrainConfig(family="summary"), log=False)
+    with pytest.raises(ModelError, match="needs 'mfcc' features"):
+        train(tiny_tree, TrainConfig(family="seed_cnn"), feature_config=features.FeatureConfig(kind="mel"), log=False)
+
+
+def test_load_model_errors(tmp_path):
+    with pytest.raises(ModelError, match="not found in the tracking store"):
+        load_model("genre-classifier/999")
+    (tmp_path / "x").mkdir()
+    with pytest.raises(ModelError, match="neither a genrelib model folder"):
+        load_model(tmp_path / "x")
