@@ -12,14 +12,22 @@ PYTHON_BASE ?= $(shell for p in python3.12 $$(pyenv root 2>/dev/null)/versions/3
 
 # DATA: a data folder <genre>/<file> (e.g. GTZAN's Data/genres_original); empty: generate the demo music.
 DATA ?=
+# PERSONAL: a folder of your songs (optionally <genre>/<song>); empty: the synthetic demo songs.
+PERSONAL ?=
 DEMO_DIR ?= data/demo
 PER_GENRE ?= 30
+# PARAMS: notebook parameter overrides, e.g. PARAMS="-p epochs 5 -p family mel_cnn"
 PARAMS ?=
+PORT ?= 5000
+GL := $(VENV)/bin/genrelib
+DATA_DIR = $(or $(DATA),$(DEMO_DIR)/genres)
+PERSONAL_DIR = $(or $(PERSONAL),$(DEMO_DIR)/personal)
+export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
 export MLFLOW_DISABLE_TELEMETRY := true
 export TF_CPP_MIN_LOG_LEVEL := 3
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: help env test run-all demo bench clean
+.PHONY: help env test run-all demo bench clean eda features train evaluate personal lab ui
 
 help: ## show this help
 	@echo "genrelib - make targets:"
@@ -39,13 +47,30 @@ test: $(STAMP) ## run the whole test suite (what CI runs)
 	$(PY) -m pytest -q
 
 demo: $(STAMP) ## generate the synthetic demo music (data/demo/genres and data/demo/personal)
-	$(VENV)/bin/genrelib demo-data $(DEMO_DIR)/genres --per-genre $(PER_GENRE)
-	$(VENV)/bin/genrelib demo-data $(DEMO_DIR)/personal --personal 6
+	$(GL) demo-data $(DEMO_DIR)/genres --per-genre $(PER_GENRE)
+	$(GL) demo-data $(DEMO_DIR)/personal --personal 6
 
-run-all: $(STAMP) ## the main job: demo music (unless DATA=...), features
+run-all: $(STAMP) ## the main job: the five notebooks by papermill under one MLflow run (DATA=... for your data)
 	@if [ -z "$(DATA)" ]; then $(MAKE) --no-print-directory demo; fi
-	$(VENV)/bin/genrelib scan $(or $(DATA),$(DEMO_DIR)/genres)
-	$(VENV)/bin/genrelib features $(or $(DATA),$(DEMO_DIR)/genres) --kind mfcc --out results/features-mfcc.npz
+	@if [ -z "$(PERSONAL)" ] && [ -n "$(DATA)" ]; then $(MAKE) --no-print-directory demo; fi
+	$(GL) run-all --data $(DATA_DIR) --personal $(PERSONAL_DIR) $(PARAMS)
+
+eda: $(STAMP) ## run notebooks/01_eda (PARAMS="-p name value" to override)
+	$(GL) notebook 01_eda --data $(DATA_DIR) $(PARAMS)
+features: $(STAMP) ## run notebooks/02_features
+	$(GL) notebook 02_features --data $(DATA_DIR) $(PARAMS)
+train: $(STAMP) ## run notebooks/03_train (e.g. PARAMS="-p family mel_cnn -p epochs 20")
+	$(GL) notebook 03_train --data $(DATA_DIR) $(PARAMS)
+evaluate: $(STAMP) ## run notebooks/04_evaluate
+	$(GL) notebook 04_evaluate --data $(DATA_DIR) $(PARAMS)
+personal: $(STAMP) ## run notebooks/05_personal_test (PERSONAL=folder of your songs)
+	$(GL) notebook 05_personal_test --personal $(PERSONAL_DIR) $(PARAMS)
+
+lab: $(STAMP) ## start JupyterLab on notebooks/ with the project's kernel (named genrelib)
+	$(VENV)/bin/jupyter lab --notebook-dir notebooks --ip 127.0.0.1
+
+ui: $(STAMP) ## start the MLflow UI on 127.0.0.1 (PORT=5000) against the project's store
+	$(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port $(PORT)
 
 bench: $(STAMP) ## benchmarks (speed and size, as ratios against baselines in the same run)
 	$(PY) benchmarks/bench.py

@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from . import __version__
 from .errors import GenrelibError
 
@@ -147,6 +149,116 @@ def _cmd_train_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import json
+
+    from .dataset import find_audio
+    from .predict import Predictor, rows_for
+
+    files, failures = [], []
+    for path in args.paths:  # a missing path or an empty folder is reported; the other paths still run
+        try:
+            files += find_audio([path])
+        except GenrelibError as exc:
+            failures.append((Path(path), str(exc)))
+    if not files:
+        for _, why in failures:
+            print(f"genrelib: error: {why}", file=sys.stderr)
+        return 2
+    predictor = Predictor(args.model, hop_seconds=args.hop)
+    preds, bad = predictor.predict_many(files, progress=sys.stderr.isatty() and len(files) > 1)
+    failures += bad
+    genres = predictor.genres
+    if args.format == "json":
+        out = [{"path": str(p.path), "duration": p.duration,
+                "top": [{"genre": g, "probability": q} for g, q in p.top(genres, args.top_k)],
+                "probabilities": dict(zip(genres, map(float, p.proba))),
+                **({"windows": [{"start": float(s), "probabilities": dict(zip(genres, map(float, w)))}
+                                for s, w in zip(p.starts, p.window_proba)]} if args.timeline else {})}
+               for p in preds]
+        print(json.dumps(out, indent=2))
+    elif args.format == "csv":
+        import pandas as pd
+
+        rows = [r for p in preds for r in rows_for(p, genres, top_k=args.top_k, per_window=args.timeline)]
+        print(pd.DataFrame(rows).to_csv(index=False), end="")
+    else:
+        for p in preds:
+            top = "  ".join(f"{g} {q:.2f}" for g, q in p.top(genres, args.top_k))
+            print(f"{p.path}  [{p.duration:6.1f} s]  {top}")
+            if args.timeline:
+                for s, w in zip(p.starts, p.window_proba):
+                    order = np.argsort(-w)[: args.top_k]
+                    print(f"    {s:7.1f} s  " + "  ".join(f"{genres[i]} {w[i]:.2f}" for i in order))
+    for path, why in failures:
+        print(f"genrelib: error: {why}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _cmd_personal_test(args: argparse.Namespace) -> int:
+    from .personal import personal_test
+
+    res = personal_test(args.folder, model=args.model, hop_seconds=args.hop, log=not args.no_log,
+                        progress=sys.stderr.isatty())
+    if len(res.songs):
+        print(res.songs.drop(columns=["known_genre"]).to_string(index=False))
+    if res.labelled:
+        for level, m in (("song", res.song_metrics), ("window", res.window_metrics)):
+            print(f"per {level}: accuracy {m['accuracy']:.3f}  precision {m['precision_weighted']:.3f}  "
+                  f"recall {m['recall_weighted']:.3f}  F1 {m['f1_weighted']:.3f} (weighted)")
+    else:
+        print("no <genre>/<song> folders: predictions only, no accuracy")
+    for genre, songs in res.unknown.items():
+        print(f"not scored: genre {genre!r} is unknown to the model ({len(songs)} songs)")
+    for path, why in res.failures:
+        print(f"genrelib: error: {why}", file=sys.stderr)
+    if res.run_id:
+        print(f"logged as run {res.run_id}")
+    return 1 if res.failures else 0
+
+
+def _overrides(pairs) -> dict:
+    from .pipeline import parse_value
+
+    return {k: parse_value(v) for k, v in (pairs or [])}
+
+
+def _ui_command() -> str:
+    from . import tracking
+
+    return f"mlflow ui --backend-store-uri {tracking.tracking_uri()} --host 127.0.0.1 --port 5000   (or: make ui)"
+
+
+def _cmd_notebook(args: argparse.Namespace) -> int:
+    from .pipeline import run_notebook
+
+    params = _overrides(args.p)
+    if args.data:
+        params["data_dir"] = str(Path(args.data).resolve())
+    if args.personal:
+        params["personal_dir"] = str(Path(args.personal).resolve())
+    nb = run_notebook(args.name, parameters=params, notebooks_dir=args.notebooks_dir, out_dir=args.out,
+                      parent_run_id=args.parent or "")
+    print(f"{nb.name}: done in {nb.seconds:.0f} s -> {nb.output} (+ .html); MLflow run {nb.run_id}")
+    return 0
+
+
+def _cmd_run_all(args: argparse.Namespace) -> int:
+    import time
+
+    from .pipeline import run_all
+
+    t0 = time.perf_counter()
+    parent, runs = run_all(data_dir=args.data, personal_dir=args.personal, parameters=_overrides(args.p),
+                           notebooks_dir=args.notebooks_dir, out_dir=args.out)
+    for nb in runs:
+        print(f"  {nb.name:<18} {nb.seconds:6.0f} s  run {nb.run_id}  {nb.output}")
+    print(f"all {len(runs)} notebooks ran in {time.perf_counter() - t0:.0f} s under MLflow parent run {parent}")
+    print(f"executed notebooks (ipynb and html): {Path(args.out).resolve()}")
+    print(f"compare runs in the MLflow UI: {_ui_command()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``genrelib``."""
     p = argparse.ArgumentParser(prog="genrelib", description="Music genre classification, honestly measured.")
@@ -208,6 +320,43 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=42)
     r.add_argument("--no-log", action="store_true", help="do not log to MLflow")
     r.set_defaults(func=_cmd_train_reference)
+
+    model_help = ("model: reference (default, shipped), a model folder, runs:/<id>/model, a run id, "
+                  "genre-classifier/<version> or genre-classifier@<alias>")
+    pr = sub.add_parser("predict", help="classify songs of any length (files or folders)")
+    pr.add_argument("paths", nargs="+", help="audio files or folders (searched recursively)")
+    pr.add_argument("--model", default=None, help=model_help)
+    pr.add_argument("--top-k", type=int, default=3)
+    pr.add_argument("--timeline", action="store_true", help="also show every 30 s window")
+    pr.add_argument("--hop", type=float, default=None, help="seconds between window starts (default 30)")
+    pr.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    pr.set_defaults(func=_cmd_predict)
+
+    pt = sub.add_parser("personal-test", help="classify a folder of your songs; score it if laid out <genre>/<song>")
+    pt.add_argument("folder")
+    pt.add_argument("--model", default=None, help=model_help)
+    pt.add_argument("--hop", type=float, default=None, help="seconds between window starts (default 30)")
+    pt.add_argument("--no-log", action="store_true", help="do not log to MLflow")
+    pt.set_defaults(func=_cmd_personal_test)
+
+    nb = sub.add_parser("notebook", help="run one notebook headlessly with papermill, logged to MLflow")
+    nb.add_argument("name", choices=["01_eda", "02_features", "03_train", "04_evaluate", "05_personal_test"])
+    nb.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"), help="notebook parameter")
+    nb.add_argument("--data", default=None, help="data folder (the notebooks' data_dir)")
+    nb.add_argument("--personal", default=None, help="folder of personal songs (05's personal_dir)")
+    nb.add_argument("--parent", default=None, help="MLflow parent run id")
+    nb.add_argument("--notebooks-dir", default="notebooks")
+    nb.add_argument("--out", default="results/notebooks", help="where executed notebooks are kept")
+    nb.set_defaults(func=_cmd_notebook)
+
+    ra = sub.add_parser("run-all", help="run the five notebooks in order under one MLflow parent run")
+    ra.add_argument("--data", required=True, help="data folder <genre>/<file>")
+    ra.add_argument("--personal", required=True, help="folder of personal songs, optionally <genre>/<song>")
+    ra.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                    help="parameter for every notebook that declares it (e.g. -p epochs 5)")
+    ra.add_argument("--notebooks-dir", default="notebooks")
+    ra.add_argument("--out", default="results/notebooks", help="where executed notebooks are kept")
+    ra.set_defaults(func=_cmd_run_all)
     return p
 
 

@@ -298,6 +298,39 @@ def split_counts(split: dict[str, str], dataset: Dataset) -> dict[str, dict[str,
     return out
 
 
+def first_per_genre(dataset: Dataset) -> list[Track]:
+    """The first track of every genre, in genre order."""
+    seen: dict[str, Track] = {}
+    for t in dataset.tracks:
+        seen.setdefault(t.genre, t)
+    return [seen[g] for g in dataset.genres if g in seen]
+
+
+def summary_table(dataset: Dataset):
+    """Tracks per genre as a DataFrame (with a total row)."""
+    import pandas as pd
+
+    counts = dataset.counts()
+    df = pd.DataFrame({"genre": list(counts) + ["total"], "tracks": list(counts.values()) + [sum(counts.values())]})
+    return df.set_index("genre")
+
+
+def skipped_table(skipped: list[tuple[str, str]]):
+    """Skipped files and the reasons, as a DataFrame."""
+    import pandas as pd
+
+    return pd.DataFrame(skipped, columns=["file", "reason"])
+
+
+def split_table(split: dict[str, str], dataset: Dataset):
+    """Tracks per genre (rows) and part (columns), with totals."""
+    import pandas as pd
+
+    df = pd.DataFrame(split_counts(split, dataset))[list(SPLIT_NAMES)]
+    df.loc["total"] = df.sum()
+    return df
+
+
 def to_json(dataset: Dataset) -> str:
     """The dataset's manifest as JSON text (for logging)."""
     return json.dumps(dataset.manifest(), indent=1)
@@ -305,5 +338,5 @@ def to_json(dataset: Dataset) -> str:
 
 __all__ = [
     "Track", "Dataset", "find_root", "scan", "find_audio", "random_split", "gtzan_split", "gtzan_split_lists",
-    "make_split", "split_counts", "check_file",
+    "make_split", "split_counts", "check_file", "first_per_genre", "summary_table", "skipped_table", "split_table",
 ]

@@ -483,7 +483,8 @@ PERSONAL_FORMATS = (".mp3", ".flac", ".wav", ".ogg")
 
 
 def make_personal(out: str | Path, *, n: int = 6, seed: int = 0, sr: int = SR, min_seconds: float = 60.0,
-                  max_seconds: float = 180.0, n_jobs: int | None = None, progress: bool = False) -> list[Path]:
+                  max_seconds: float = 180.0, genres: tuple[str, ...] = GENRES, n_jobs: int | None = None,
+                  progress: bool = False) -> list[Path]:
     """Write ``n`` longer synthetic "personal" songs, ``out/<genre>/song_NN.<ext>``, in mp3, flac, wav and ogg.
 
     Lengths are drawn between ``min_seconds`` and ``max_seconds``; arrangements vary over time. Deterministic
@@ -493,7 +494,7 @@ def make_personal(out: str | Path, *, n: int = 6, seed: int = 0, sr: int = SR, m
     rng = np.random.default_rng([seed, 7777])
     args, paths = [], []
     for k in range(n):
-        g = GENRES[(k * 3 + int(rng.integers(0, 3))) % len(GENRES)]
+        g = genres[(k * 3 + int(rng.integers(0, 3))) % len(genres)]
         secs = float(np.round(rng.uniform(min_seconds, max_seconds), 1))
         path = out / g / f"song_{k:02d}{PERSONAL_FORMATS[k % len(PERSONAL_FORMATS)]}"
         paths.append(path)

@@ -107,6 +107,18 @@ class Report:
             "most_confidently_wrong": self.wrong,
         }
 
+    def metrics_table(self):
+        """Metrics (rows) per level (columns: segment, track)."""
+        import pandas as pd
+
+        return pd.DataFrame({"segment": self.segment.metrics, "track": self.track.metrics})
+
+    def wrong_table(self):
+        """The most confidently wrong tracks."""
+        import pandas as pd
+
+        return pd.DataFrame(self.wrong, columns=["track_id", "true", "predicted", "probability", "p_true"])
+
     def per_genre_table(self, level: str = "track"):
         """Per-genre precision, recall, F1 and support as a DataFrame."""
         import pandas as pd

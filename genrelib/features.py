@@ -229,14 +229,55 @@ def log_mel(y: np.ndarray, sr: int = SR, *, n_mels: int = N_MELS, n_fft: int = N
     return _db(mel_power(y, sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels), top_db=None).astype(np.float32)
 
 
-def hpss(D: np.ndarray, *, kernel_size: int = 31) -> tuple[np.ndarray, np.ndarray]:
-    """Harmonic/percussive separation of a complex STFT by soft median-filter masks (as librosa's hpss).
+def median_filter_rows(S: np.ndarray, size: int, *, block: int = 64) -> np.ndarray:
+    """Running median of odd length ``size`` along the last axis, edges mirrored (scipy.ndimage's "reflect").
 
-    Returns ``(D_harmonic, D_percussive)``.
+    Gives exactly what ``scipy.ndimage.median_filter(S, size=(1, size), mode="reflect")`` gives, about ten
+    times faster: ``np.partition`` over sliding windows, a block of rows at a time so the windows stay in cache.
+
+    Parameters
+    ----------
+    S : np.ndarray [shape=(rows, n)]
+    size : int
+        Odd window length.
+
+    Returns
+    -------
+    M : np.ndarray [shape=(rows, n)], same dtype as ``S``.
+    """
+    if size % 2 != 1:
+        raise FeatureError(f"median filter length must be odd, got {size}")
+    half = size // 2
+    padded = np.pad(S, ((0, 0), (half, half)), mode="symmetric")  # numpy's "symmetric" is ndimage's "reflect"
+    out = np.empty_like(S)
+    for i in range(0, S.shape[0], block):
+        W = np.lib.stride_tricks.sliding_window_view(padded[i : i + block], size, axis=1)
+        out[i : i + block] = np.partition(W, half, axis=-1)[..., half]
+    return out
+
+
+def hpss(D: np.ndarray, *, kernel_size: int = 31) -> tuple[np.ndarray, np.ndarray]:
+    """Harmonic/percussive separation of a complex STFT by soft median-filter masks.
+
+    Identical to ``librosa.decompose.hpss(D, kernel_size=kernel_size)`` (margin 1, power 2), but with the
+    median filters of :func:`median_filter_rows`: they dominate librosa's cost (about 2 s per 30 s window).
+
+    Parameters
+    ----------
+    D : np.ndarray [shape=(1 + n_fft // 2, frames), dtype=complex]
+
+    Returns
+    -------
+    D_harmonic, D_percussive : np.ndarray, same shape as ``D``
     """
     import librosa
 
-    return librosa.decompose.hpss(D, kernel_size=kernel_size)
+    S, phase = librosa.magphase(D)
+    harm = median_filter_rows(S, kernel_size)  # smooth along time: sustained partials
+    perc = np.ascontiguousarray(median_filter_rows(np.ascontiguousarray(S.T), kernel_size).T)  # along frequency
+    mask_harm = librosa.util.softmask(harm, perc, power=2.0, split_zeros=True)
+    mask_perc = librosa.util.softmask(perc, harm, power=2.0, split_zeros=True)
+    return (S * mask_harm) * phase, (S * mask_perc) * phase
 
 
 def summary(y: np.ndarray, sr: int = SR, *, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH,
@@ -448,6 +489,25 @@ class FeatureSet:
         df.insert(1, "window", self.window)
         df["label"] = self.row_genres
         return df
+
+
+def describe(fs: FeatureSet):
+    """A one-column table describing a feature set: kind, shape, tracks, genres, skipped, config hash."""
+    import pandas as pd
+
+    facts = {"kind": fs.config.kind, "X shape": str(fs.X.shape), "dtype": str(fs.X.dtype), "rows": len(fs),
+             "tracks": len(fs.tracks), "genres": ", ".join(fs.genres), "skipped files": len(fs.skipped),
+             "config hash": fs.config.hash(), "size (MB)": round(fs.X.nbytes / 1e6, 1)}
+    return pd.DataFrame({"value": facts})
+
+
+def rows_per_genre(fs: FeatureSet):
+    """Rows and tracks per genre."""
+    import pandas as pd
+
+    df = pd.DataFrame({"genre": fs.row_genres, "track": fs.track_ids})
+    out = df.groupby("genre").agg(rows=("track", "size"), tracks=("track", "nunique"))
+    return out.reindex(fs.genres, fill_value=0)
 
 
 def _atomic_save_npz(path: Path, *, stored: dict[str, np.ndarray], deflated: dict[str, np.ndarray]) -> Path:

@@ -125,13 +125,11 @@ def predict_file(model, path: str | Path, *, hop_seconds: float | None = None) -
             k += len(rows)
         pending.clear()
 
-    total = 0.0
     for start, y in audio.load_windows(path, sr=cfg.sr, seconds=cfg.window_seconds, hop_seconds=hop_seconds,
                                        min_fraction=cfg.min_fraction, pad=False):
         X = window_features(y, cfg.sr, cfg)
         pending.append(X[None, :] if cfg.kind == "summary" else X)
         starts.append(start)
-        total = max(total, start + len(y) / cfg.sr)
         if len(pending) >= BATCH_WINDOWS:
             flush()
     flush()
@@ -140,7 +138,7 @@ def predict_file(model, path: str | Path, *, hop_seconds: float | None = None) -
     window_proba = np.stack([aggregate(P, np.zeros(len(P)))[1][0] for P in window_rows])
     seg = np.concatenate(all_proba)
     song = aggregate(seg, np.zeros(len(seg)))[1][0]
-    return SongPrediction(path=path, duration=total, starts=np.array(starts), window_proba=window_proba, proba=song)
+    return SongPrediction(path=path, duration=audio.duration(path), starts=np.array(starts), window_proba=window_proba, proba=song)
 
 
 def rows_for(pred: SongPrediction, genres: list[str], *, source: str | None = None, top_k: int = 3,

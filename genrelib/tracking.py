@@ -37,9 +37,22 @@ REGISTERED_MODEL = "genre-classifier"
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+_configured_uri: str | None = None
+
+
 def tracking_uri() -> str:
-    """``$MLFLOW_TRACKING_URI``, else SQLite at ``./mlruns/mlflow.db``."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlruns').resolve() / 'mlflow.db'}"
+    """The store in use: the one last given to :func:`setup`, else ``$MLFLOW_TRACKING_URI``, else SQLite at
+    ``./mlruns/mlflow.db``."""
+    return (_configured_uri or os.environ.get("MLFLOW_TRACKING_URI")
+            or f"sqlite:///{Path('mlruns').resolve() / 'mlflow.db'}")
+
+
+def _absolute(uri: str) -> str:
+    # A relative SQLite path (sqlite:///../mlruns/mlflow.db, as the notebooks give) is resolved once, so that
+    # every process that is handed the URI meets the same store.
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return f"sqlite:///{Path(uri[len('sqlite:///'):]).resolve()}"
+    return uri
 
 
 def _artifact_root(uri: str) -> str | None:
@@ -54,7 +67,10 @@ def setup(uri: str | None = None, experiment: str = EXPERIMENT) -> str:
     """Point MLflow at the store and make sure the experiment exists; returns the experiment id."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    uri = uri or tracking_uri()
+    global _configured_uri
+    if uri:
+        _configured_uri = _absolute(uri)
+    uri = _absolute(tracking_uri())
     mlflow.set_tracking_uri(uri)
     exp = mlflow.get_experiment_by_name(experiment)
     if exp is None:
@@ -90,6 +106,22 @@ def start_run(name: str, *, params: dict | None = None, tags: dict | None = None
         yield run
 
 
+def begin_run(name: str, *, params: dict | None = None, tags: dict | None = None, parent_run_id: str | None = None,
+              uri: str | None = None) -> str:
+    """Start a run that stays active across notebook cells (end it with :func:`finish_run`); returns its id."""
+    setup(uri)
+    all_tags = {"genrelib.version": __version__, "genrelib.git_commit": git_commit(), **(tags or {})}
+    run = mlflow.start_run(run_name=name, parent_run_id=parent_run_id or None, tags=all_tags)
+    if params:
+        log_params(params)
+    return run.info.run_id
+
+
+def finish_run() -> None:
+    """End the run started by :func:`begin_run`."""
+    mlflow.end_run()
+
+
 def create_parent_run(name: str, *, uri: str | None = None, tags: dict | None = None) -> str:
     """Create a run that stays RUNNING across processes (for notebooks run by papermill); returns its id."""
     exp_id = setup(uri)
@@ -97,6 +129,13 @@ def create_parent_run(name: str, *, uri: str | None = None, tags: dict | None = 
     all_tags = {"mlflow.runName": name, "genrelib.version": __version__, "genrelib.git_commit": git_commit(),
                 **(tags or {})}
     return client.create_run(exp_id, tags=all_tags, run_name=name).info.run_id
+
+
+def log_params_to(run_id: str, params: dict) -> None:
+    """Log parameters to a run that is not the active one."""
+    from mlflow.entities import Param
+
+    mlflow.MlflowClient().log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
 
 
 def end_run(run_id: str, status: str = "FINISHED", *, uri: str | None = None) -> None:
@@ -143,13 +182,6 @@ def log_table(df: pd.DataFrame, path: str) -> None:
 def log_artifact(local: str | Path, artifact_path: str | None = None) -> None:
     """Log a local file."""
     mlflow.log_artifact(str(local), artifact_path)
-
-
-def log_model_summary(model) -> None:
-    """Log ``model.summary()`` of a Keras model as text."""
-    lines: list[str] = []
-    model.summary(print_fn=lambda s, **kw: lines.append(s))
-    mlflow.log_text("\n".join(lines), "model_summary.txt")
 
 
 def keras_epoch_logger():
@@ -375,15 +407,34 @@ def child_runs(parent_run_id: str) -> pd.DataFrame:
                               search_all_experiments=True)
 
 
-def log_notebook(path: str | Path) -> None:
-    """Log an executed notebook and its HTML rendering (for people who do not open Jupyter)."""
-    path = Path(path)
-    mlflow.log_artifact(str(path), "notebook")
-    import nbformat
-    from nbconvert import HTMLExporter
+def find_run(tag: str, value: str, *, parent_run_id: str | None = None) -> str | None:
+    """Id of the newest run with ``tags.<tag> = value`` (under ``parent_run_id`` if given), or None."""
+    setup()
+    flt = f"tags.`{tag}` = '{value}'"
+    if parent_run_id:
+        flt += f" and tags.mlflow.parentRunId = '{parent_run_id}'"
+    runs = mlflow.search_runs(filter_string=flt, search_all_experiments=True, order_by=["start_time DESC"],
+                              max_results=1, output_format="list")
+    return runs[0].info.run_id if runs else None
 
-    html, _ = HTMLExporter().from_notebook_node(nbformat.read(path, as_version=4))
-    mlflow.log_text(html, f"notebook/{path.stem}.html")
+
+def log_notebook(run_id: str, notebook: str | Path, html: str | Path | None = None) -> None:
+    """Attach an executed notebook (and its HTML rendering) to a run."""
+    setup()
+    client = mlflow.MlflowClient()
+    client.log_artifact(run_id, str(notebook), "notebook")
+    if html is not None:
+        client.log_artifact(run_id, str(html), "notebook")
+
+
+def fail_running_children(parent_run_id: str) -> None:
+    """Mark runs under a parent that are still RUNNING (a notebook failed midway) as FAILED."""
+    setup()
+    client = mlflow.MlflowClient()
+    for run in mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+                                  search_all_experiments=True, output_format="list"):
+        if run.info.status == "RUNNING":
+            client.set_terminated(run.info.run_id, status="FAILED")
 
 
 def dumps(obj) -> str:

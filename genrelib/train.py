@@ -171,6 +171,8 @@ def train(
     parent_run_id: str | None = None,
     n_jobs: int | None = None,
     progress: bool = False,
+    tracking_uri: str | None = None,
+    tags: dict | None = None,
 ) -> TrainResult:
     """The training job on a data folder: features, split, fit, test evaluation, MLflow logging, registry.
 
@@ -187,6 +189,10 @@ def train(
         Log to MLflow; register the model as ``genre-classifier``.
     run_name, parent_run_id : str, optional
         MLflow run name; a parent run to nest under (as ``make run-all`` does).
+    tracking_uri : str, optional
+        MLflow store (default: see :func:`genrelib.tracking.tracking_uri`).
+    tags : dict, optional
+        Extra run tags.
 
     Returns
     -------
@@ -222,7 +228,7 @@ def train(
             if config.family in KERAS_FAMILIES:
                 tracking.log_figure(plots.plot_history(history, title=f"{config.family} training curves"),
                                     "figures/training_curves.png")
-                tracking.log_model_summary(model.estimator)
+                tracking.log_text(summary_text(model), "model_summary.txt")
                 tracking.log_image(architecture_diagram(model.estimator), "figures/architecture.png")
                 tracking.log_metrics({"epochs_run": model.info["epochs_run"],
                                       "best_epoch": model.info["best_epoch"],
@@ -245,11 +251,41 @@ def train(
               **{f"features.{k}": v for k, v in fcfg.to_dict().items()},
               "data.root": str(ds.root), "data.tracks": len(ds.tracks), "data.genres": ",".join(ds.genres),
               "data.skipped": len(fs.skipped), "data.manifest_hash": ds.manifest_hash()}
-    with tracking.start_run(run_name or f"train-{config.family}", parent_run_id=parent_run_id,
-                            params=params, tags={"genrelib.stage": "train", "genrelib.family": config.family}) as run:
+    with tracking.start_run(run_name or f"train-{config.family}", parent_run_id=parent_run_id, params=params,
+                            uri=tracking_uri,
+                            tags={"genrelib.stage": "train", "genrelib.family": config.family, **(tags or {})}) as run:
         res = _run()
         res.run_id = run.info.run_id
     return res
+
+
+def describe(result: TrainResult):
+    """A one-column table of what a training run produced."""
+    import pandas as pd
+
+    info = result.model.info
+    sizes = {p: sum(c.values()) for p, c in result.split_sizes.items()}
+    facts = {"family": result.model.family, "run id": result.run_id, "registered version": result.registered_version,
+             "tracks train / valid / test": f"{sizes['train']} / {sizes['valid']} / {sizes['test']}",
+             "rows train / valid": f"{info.get('train_rows')} / {info.get('valid_rows')}"}
+    if result.model.is_keras:
+        facts.update({"epochs run": info["epochs_run"], "best epoch": info["best_epoch"],
+                      "training seconds": round(info["train_seconds"], 1)})
+    else:
+        facts["chosen estimator"] = info["chosen"]
+    if result.report is not None:
+        facts["test accuracy per segment"] = round(result.report.segment.metrics["accuracy"], 4)
+        facts["test accuracy per track"] = round(result.report.track.metrics["accuracy"], 4)
+    return pd.DataFrame({"value": {k: str(v) for k, v in facts.items()}})
+
+
+def summary_text(model: GenreModel) -> str:
+    """``model.summary()`` of a Keras model, or the scikit-learn pipeline's description."""
+    if not model.is_keras:
+        return repr(model.estimator)
+    lines: list[str] = []
+    model.estimator.summary(print_fn=lambda s, **kw: lines.append(s))
+    return "\n".join(lines)
 
 
 def architecture_diagram(model):

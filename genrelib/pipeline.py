@@ -1,0 +1,147 @@
+"""Running the five notebooks headlessly with papermill, as children of one MLflow parent run.
+
+Each notebook gets its parameters (data folder, tracking URI, parent run id, and the user's overrides where the
+notebook has such a parameter), is executed with the project's kernel, kept under ``results/notebooks`` (ipynb
+and HTML), and attached to the MLflow run it created. A failing cell stops the run with that cell's error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import GenrelibError
+
+logger = logging.getLogger(__name__)
+
+NOTEBOOKS = ("01_eda", "02_features", "03_train", "04_evaluate", "05_personal_test")
+
+
+class NotebookError(GenrelibError):
+    """A notebook cell raised; the message names the notebook, the cell and the error."""
+
+
+def parse_value(text: str):
+    """A command-line parameter value as papermill reads ``-p``: int, float, bool, None or string."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+
+
+def notebook_parameters(path: str | Path) -> dict:
+    """The parameters a notebook declares in its ``parameters`` cell."""
+    import papermill as pm
+
+    return dict(pm.inspect_notebook(str(path)))
+
+
+@dataclass
+class NotebookRun:
+    """One executed notebook."""
+
+    name: str
+    output: Path
+    html: Path
+    run_id: str | None
+    seconds: float
+    parameters: dict = field(default_factory=dict)
+
+
+def run_notebook(name: str, *, parameters: dict | None = None, notebooks_dir: str | Path = "notebooks",
+                 out_dir: str | Path = "results/notebooks", parent_run_id: str = "", tracking_uri: str | None = None,
+                 kernel: str = "python3") -> NotebookRun:
+    """Execute one notebook with papermill and attach it (ipynb and HTML) to its MLflow run.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`NOTEBOOKS` (or any notebook name in ``notebooks_dir``).
+    parameters : dict
+        Overrides; those the notebook does not declare are ignored (and logged), so one set of overrides can
+        serve all five notebooks.
+
+    Raises
+    ------
+    NotebookError
+        When a cell fails: the message carries the cell's error and where the executed notebook is.
+    """
+    import nbformat
+    import papermill as pm
+    from nbconvert import HTMLExporter
+
+    from . import tracking
+
+    src = Path(notebooks_dir) / f"{name}.ipynb"
+    if not src.exists():
+        raise NotebookError(f"notebook {src} not found; run from the project root or pass --notebooks-dir")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = (out_dir / f"{name}.ipynb").resolve()
+    tracking.setup(tracking_uri)
+    uri = tracking.tracking_uri()
+    declared = notebook_parameters(src)
+    given = {"tracking_uri": uri, "parent_run_id": parent_run_id, **(parameters or {})}
+    params = {k: v for k, v in given.items() if k in declared}
+    ignored = sorted(set(given) - set(declared))
+    if ignored:
+        logger.info("%s does not take %s", name, ", ".join(ignored))
+    t0 = time.perf_counter()
+    try:
+        pm.execute_notebook(str(src), str(output), parameters=params, kernel_name=kernel,
+                            cwd=str(Path(notebooks_dir).resolve()), progress_bar=False, log_output=False)
+    except pm.PapermillExecutionError as exc:
+        raise NotebookError(f"{name}: cell {exc.exec_count} failed: {exc.ename}: {exc.evalue} "
+                            f"(executed notebook with the traceback: {output})") from exc
+    seconds = time.perf_counter() - t0
+    html = output.with_suffix(".html")
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(output, as_version=4))
+    html.write_text(body)
+    run_id = tracking.find_run("genrelib.notebook", name, parent_run_id=parent_run_id or None)
+    if run_id is not None:
+        tracking.log_notebook(run_id, output, html)
+    else:
+        logger.warning("no MLflow run tagged genrelib.notebook=%s was found; the notebook is not attached", name)
+    return NotebookRun(name=name, output=output, html=html, run_id=run_id, seconds=seconds, parameters=params)
+
+
+def run_all(*, data_dir: str | Path, personal_dir: str | Path, parameters: dict | None = None,
+            notebooks: tuple[str, ...] = NOTEBOOKS, notebooks_dir: str | Path = "notebooks",
+            out_dir: str | Path = "results/notebooks", tracking_uri: str | None = None,
+            run_name: str = "run-all") -> tuple[str, list[NotebookRun]]:
+    """Run the notebooks in order as children of a new MLflow parent run.
+
+    Returns
+    -------
+    parent_run_id : str
+    runs : list of NotebookRun
+
+    Raises
+    ------
+    NotebookError
+        At the first failing notebook; the parent run and any unfinished child are marked FAILED.
+    """
+    from . import tracking
+
+    tracking.setup(tracking_uri)
+    params = {"data_dir": str(Path(data_dir).resolve()), "personal_dir": str(Path(personal_dir).resolve()),
+              **(parameters or {})}
+    parent = tracking.create_parent_run(run_name, tags={"genrelib.stage": "run-all"})
+    tracking.log_params_to(parent, {f"override.{k}": v for k, v in (parameters or {}).items()}
+                           | {"data_dir": params["data_dir"], "personal_dir": params["personal_dir"]})
+    runs: list[NotebookRun] = []
+    try:
+        for name in notebooks:
+            logger.info("running %s", name)
+            runs.append(run_notebook(name, parameters=params, notebooks_dir=notebooks_dir, out_dir=out_dir,
+                                     parent_run_id=parent, tracking_uri=tracking_uri))
+    except BaseException:
+        tracking.fail_running_children(parent)
+        tracking.end_run(parent, "FAILED")
+        raise
+    tracking.end_run(parent, "FINISHED")
+    return parent, runs
