@@ -48,14 +48,15 @@ def aggregate(proba: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.nda
     return keys[order], P[order]
 
 
-def metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, float]:
-    """Accuracy and weighted / macro precision, recall and F1."""
+def metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Accuracy and weighted / macro precision, recall and F1 (over the genres that occur)."""
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
     out = {"accuracy": float(accuracy_score(y_true, y_pred))}
-    labels = list(range(n_classes))
+    # Averages over the genres that occur (as true or predicted labels): a genre absent from a small test
+    # folder must not count as a zero in the macro average.
     for avg in ("weighted", "macro"):
-        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=avg, zero_division=0)
+        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, average=avg, zero_division=0)
         out.update({f"precision_{avg}": float(p), f"recall_{avg}": float(r), f"f1_{avg}": float(f)})
     return out
 
@@ -146,7 +147,7 @@ def _level(y_true, proba, genres) -> LevelReport:
     rep = classification_report(y_true, y_pred, labels=list(range(n)), target_names=genres, output_dict=True,
                                 zero_division=0)
     per_genre = {g: {k: float(v) for k, v in rep[g].items()} for g in genres}
-    return LevelReport(metrics=metrics(y_true, y_pred, n), per_genre=per_genre,
+    return LevelReport(metrics=metrics(y_true, y_pred), per_genre=per_genre,
                        confusion=confusion_matrix(y_true, y_pred, labels=list(range(n))),
                        y_true=np.asarray(y_true), y_pred=y_pred, proba=proba)
 

@@ -132,11 +132,11 @@ def personal_test(folder: str | Path, *, model=None, hop_seconds: float | None =
         labels = list(range(len(genres)))
         y_true = scored["true"].map(index).to_numpy()
         y_pred = scored["predicted"].map(index).to_numpy()
-        result.song_metrics = metrics(y_true, y_pred, len(genres))
+        result.song_metrics = metrics(y_true, y_pred)
         result.song_confusion = confusion_matrix(y_true, y_pred, labels=labels)
         w = windows[windows["true"].isin(index)]
         wt, wp = w["true"].map(index).to_numpy(), w["predicted"].map(index).to_numpy()
-        result.window_metrics = metrics(wt, wp, len(genres))
+        result.window_metrics = metrics(wt, wp)
         result.window_confusion = confusion_matrix(wt, wp, labels=labels)
     if log:
         _log(result, folder=folder, model=model, hop_seconds=hop_seconds, parent_run_id=parent_run_id,

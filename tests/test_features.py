@@ -140,3 +140,40 @@ def test_config_validation():
         features.FeatureConfig(n_mfcc=0)
     assert features.FeatureConfig().hash() == features.FeatureConfig().hash()
     assert features.FeatureConfig.from_dict(features.FeatureConfig(kind="mel").to_dict()).kind == "mel"
+
+
+@pytest.mark.parametrize("sr,n_fft,n_mels", [(22050, 2048, 128), (22050, 2048, 40), (16000, 1024, 64)])
+def test_mel_filterbank_equals_librosa(sr, n_fft, n_mels):
+    import librosa
+
+    np.testing.assert_allclose(features.mel_filterbank(sr, n_fft, n_mels),
+                               librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels), atol=1e-7)
+
+
+def test_fast_mfcc_and_mel_equal_librosa_per_segment():
+    import librosa
+
+    rng = np.random.default_rng(4)
+    segs = (rng.standard_normal((3, 66150)) * np.array([[1.0], [0.01], [0.3]])).astype(np.float32)
+    segs[1, :30000] = 0  # a partly silent segment: the 80 dB floor applies per segment, as in the notebook
+    X = features.mfcc(segs, 22050, n_mfcc=16)
+    for i in range(3):
+        ref = librosa.feature.mfcc(y=segs[i], sr=22050, n_mfcc=16, n_fft=2048, hop_length=512).T
+        np.testing.assert_allclose(X[i], ref, atol=2e-3 * np.abs(ref).max())
+    L = features.log_mel(segs, 22050)
+    ref = librosa.power_to_db(librosa.feature.melspectrogram(y=segs, sr=22050), ref=1.0, top_db=None)
+    np.testing.assert_allclose(L, np.swapaxes(ref, -1, -2), atol=1e-3)
+
+
+def test_fast_hpss_is_librosas(write):
+    import librosa
+    import scipy.ndimage
+
+    rng = np.random.default_rng(5)
+    S = np.abs(rng.standard_normal((40, 300))).astype(np.float32)
+    np.testing.assert_array_equal(features.median_filter_rows(S, 31),
+                                  scipy.ndimage.median_filter(S, size=(1, 31), mode="reflect"))
+    y = rng.standard_normal(22050 * 3).astype(np.float32)
+    D = librosa.stft(y)
+    for mine, ref in zip(features.hpss(D), librosa.decompose.hpss(D)):
+        np.testing.assert_allclose(mine, ref, rtol=1e-6, atol=1e-7)
