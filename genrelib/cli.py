@@ -33,6 +33,13 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_skipped(skipped: list[tuple[str, str]]) -> None:
+    if skipped:
+        print(f"skipped {len(skipped)} files:")
+        for tid, why in skipped:
+            print(f"  {tid}: {why}")
+
+
 def _cmd_scan(args: argparse.Namespace) -> int:
     from .dataset import scan
 
@@ -40,10 +47,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     print(f"{ds.root}: {len(ds.tracks)} tracks in {len(ds.genres)} genres")
     for genre, n in ds.counts().items():
         print(f"  {genre:<12} {n:>5}")
-    if ds.skipped:
-        print(f"skipped {len(ds.skipped)} files:")
-        for tid, why in ds.skipped:
-            print(f"  {tid}: {why}")
+    _print_skipped(ds.skipped)
     return 0
 
 
@@ -64,10 +68,7 @@ def _cmd_features(args: argparse.Namespace) -> int:
     else:
         fs.save(out)
     print(f"{args.kind} features of {len(fs.tracks)} tracks: X {fs.X.shape} float32 -> {out}")
-    if fs.skipped:
-        print(f"skipped {len(fs.skipped)} files:")
-        for tid, why in fs.skipped:
-            print(f"  {tid}: {why}")
+    _print_skipped(fs.skipped)
     return 0
 
 

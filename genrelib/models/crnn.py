@@ -16,27 +16,18 @@ def build(input_shape: tuple[int, ...], n_classes: int, *, learning_rate: float 
     -------
     keras.Model
     """
-    import keras
     from keras import layers
 
-    if len(input_shape) == 2:
-        input_shape = (*input_shape, 1)
-    inputs = keras.Input(shape=input_shape)
+    from ._blocks import classifier, conv_block, input_layer
+
+    inputs = input_layer(input_shape)
     x = layers.BatchNormalization()(inputs)
-    freq = input_shape[1]
+    freq = inputs.shape[2]
     for f in filters:
-        x = layers.Conv2D(f, (3, 3), padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.Activation("relu")(x)
         pool_f = 4 if freq >= 16 else (2 if freq >= 2 else 1)
-        x = layers.MaxPooling2D((2, pool_f))(x)
+        x = conv_block(x, f, (2, pool_f))
         freq //= pool_f
     # (time, freq, channels) -> (time, freq * channels): one feature vector per time step
     x = layers.Reshape((x.shape[1], x.shape[2] * x.shape[3]))(x)
     x = layers.GRU(units)(x)
-    x = layers.Dropout(dropout)(x)
-    outputs = layers.Dense(n_classes, activation="softmax")(x)
-    model = keras.Model(inputs, outputs, name="crnn")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
+    return classifier(inputs, x, n_classes, dropout=dropout, learning_rate=learning_rate, name="crnn")

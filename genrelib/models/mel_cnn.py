@@ -17,22 +17,13 @@ def build(input_shape: tuple[int, ...], n_classes: int, *, learning_rate: float 
     -------
     keras.Model
     """
-    import keras
     from keras import layers
 
-    if len(input_shape) == 2:
-        input_shape = (*input_shape, 1)
-    inputs = keras.Input(shape=input_shape)
+    from ._blocks import classifier, conv_block, input_layer
+
+    inputs = input_layer(input_shape)
     x = layers.BatchNormalization()(inputs)
     for i, f in enumerate(filters):
-        x = layers.Conv2D(f, (3, 3), padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.Activation("relu")(x)
-        x = layers.MaxPooling2D((2, 2) if i < len(filters) - 1 else (2, 4))(x)
+        x = conv_block(x, f, (2, 2) if i < len(filters) - 1 else (2, 4))
     x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dropout(dropout)(x)
-    outputs = layers.Dense(n_classes, activation="softmax")(x)
-    model = keras.Model(inputs, outputs, name="mel_cnn")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
+    return classifier(inputs, x, n_classes, dropout=dropout, learning_rate=learning_rate, name="mel_cnn")
