@@ -65,3 +65,15 @@ def test_failing_cell_fails_the_run(tmp_path):
         run_notebook("01_eda", parameters={"data_dir": str(tmp_path / "missing")}, notebooks_dir=NB_DIR,
                      out_dir=tmp_path / "out", parent_run_id=parent)
     assert (tmp_path / "out" / "01_eda.ipynb").exists()  # kept, with the failed cell marked
+
+
+def test_command_line_parameter_reaches_the_run(tiny_tree, tmp_path, capsys):
+    from genrelib.cli import main
+
+    assert main(["notebook", "02_features", "--data", str(tiny_tree), "-p", "n_mfcc", "13", "-p", "n_jobs", "1",
+                 "--notebooks-dir", str(NB_DIR), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    run_id = out.split("MLflow run ")[-1].strip()
+    run = mlflow.get_run(run_id)
+    assert run.data.params["features.n_mfcc"] == "13"  # given as "-p n_mfcc 13", parsed as an int
+    assert run.data.tags["genrelib.notebook"] == "02_features"
