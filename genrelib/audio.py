@@ -24,18 +24,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .config import AUDIO_EXTENSIONS, MIN_FRACTION, SR, UNSUPPORTED_EXTENSIONS
+from .config import MIN_FRACTION, SR, UNSUPPORTED_EXTENSIONS
 from .errors import AudioError
 
 logger = logging.getLogger(__name__)
 
 #: Native-rate seconds decoded per block when streaming a file.
 BLOCK_SECONDS = 30.0
-
-
-def is_audio_file(path: str | Path) -> bool:
-    """True when ``path`` has an extension genrelib reads."""
-    return Path(path).suffix.lower() in AUDIO_EXTENSIONS
 
 
 def _check_extension(path: Path) -> None:

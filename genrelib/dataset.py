@@ -331,11 +331,6 @@ def split_table(split: dict[str, str], dataset: Dataset):
     return df
 
 
-def to_json(dataset: Dataset) -> str:
-    """The dataset's manifest as JSON text (for logging)."""
-    return json.dumps(dataset.manifest(), indent=1)
-
-
 __all__ = [
     "Track", "Dataset", "find_root", "scan", "find_audio", "random_split", "gtzan_split", "gtzan_split_lists",
     "make_split", "split_counts", "check_file", "first_per_genre", "summary_table", "skipped_table", "split_table",

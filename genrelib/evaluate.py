@@ -213,7 +213,7 @@ def log_report(report: Report, *, prefix: str = "test") -> None:
         fig = plots.plot_confusion_matrix(getattr(report, level).confusion, report.genres, normalize=True,
                                           title=f"{prefix} confusion matrix per {level} (normalized by row)")
         tracking.log_figure(fig, f"figures/{prefix}_confusion_{level}.png")
-        tracking.log_table(report.per_genre_table(level), f"reports/{prefix}_per_genre_{level}.csv")
+        tracking.log_table(report.per_genre_table(level), f"reports/{prefix}_per_genre_{level}.csv", index=True)
     tracking.log_dict(report.to_dict(), f"reports/{prefix}_report.json")
     tracking.log_table(report.track_table(), f"reports/{prefix}_tracks.csv")
 

@@ -67,7 +67,7 @@ def train_reference(table: str | Path, *, seed: int = 42) -> tuple[GenreModel, d
         rows = df[df["track_id"].isin(set(ids))]
         parts[name] = (rows[SUMMARY_COLUMNS].to_numpy(np.float64), rows["label"].map(index).to_numpy(),
                        rows["track_id"].tolist())
-    (Xtr, ytr, _), (Xva, yva, _), (Xte, yte, ids_te) = parts["train"], parts["valid"], parts["test"]
+    (Xtr, ytr, _), (Xva, yva, _), (Xte, yte, _) = parts["train"], parts["valid"], parts["test"]
     chosen, est, scores = select(Xtr, ytr, Xva, yva, seed=seed)
     test_acc = float(np.mean(est.predict(Xte) == yte))
     result = {"table": Path(table).name, "rows": {k: len(v[1]) for k, v in parts.items()}, "chosen": chosen,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import logging
 import os
 import subprocess
@@ -174,14 +173,9 @@ def log_text(text: str, path: str) -> None:
     mlflow.log_text(text, path)
 
 
-def log_table(df: pd.DataFrame, path: str) -> None:
-    """Log a DataFrame as CSV."""
-    mlflow.log_text(df.to_csv(index="per_genre" in path), path)
-
-
-def log_artifact(local: str | Path, artifact_path: str | None = None) -> None:
-    """Log a local file."""
-    mlflow.log_artifact(str(local), artifact_path)
+def log_table(df: pd.DataFrame, path: str, *, index: bool = False) -> None:
+    """Log a DataFrame as CSV (with its index when ``index``)."""
+    mlflow.log_text(df.to_csv(index=index), path)
 
 
 def keras_epoch_logger():
@@ -394,19 +388,6 @@ def load_pyfunc(ref: str):
     return mlflow.pyfunc.load_model(resolve_model_uri(ref))
 
 
-def run_metrics(run_id: str) -> dict[str, float]:
-    """Latest metrics of a run."""
-    setup()
-    return dict(mlflow.get_run(run_id).data.metrics)
-
-
-def child_runs(parent_run_id: str) -> pd.DataFrame:
-    """Runs nested under a parent run."""
-    setup()
-    return mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
-                              search_all_experiments=True)
-
-
 def find_run(tag: str, value: str, *, parent_run_id: str | None = None) -> str | None:
     """Id of the newest run with ``tags.<tag> = value`` (under ``parent_run_id`` if given), or None."""
     setup()
@@ -435,8 +416,3 @@ def fail_running_children(parent_run_id: str) -> None:
                                   search_all_experiments=True, output_format="list"):
         if run.info.status == "RUNNING":
             client.set_terminated(run.info.run_id, status="FAILED")
-
-
-def dumps(obj) -> str:
-    """JSON text of ``obj`` (numpy values turned into Python ones)."""
-    return json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o))

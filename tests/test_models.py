@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from genrelib.errors import ModelError
-from genrelib.evaluate import aggregate, evaluate, labels_for
+from genrelib.evaluate import aggregate
 from genrelib.models import build_keras, check_family
 
 
