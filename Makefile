@@ -51,8 +51,8 @@ demo: $(STAMP) ## generate the synthetic demo music (data/demo/genres and data/d
 	$(GL) demo-data $(DEMO_DIR)/personal --personal 6
 
 run-all: $(STAMP) ## the main job: the five notebooks by papermill under one MLflow run (DATA=... for your data)
-	@if [ -z "$(DATA)" ]; then $(MAKE) --no-print-directory demo; fi
-	@if [ -z "$(PERSONAL)" ] && [ -n "$(DATA)" ]; then $(MAKE) --no-print-directory demo; fi
+	@if [ -z "$(DATA)" ]; then $(GL) demo-data $(DEMO_DIR)/genres --per-genre $(PER_GENRE); fi
+	@if [ -z "$(PERSONAL)" ]; then $(GL) demo-data $(DEMO_DIR)/personal --personal 6; fi
 	$(GL) run-all --data $(DATA_DIR) --personal $(PERSONAL_DIR) $(PARAMS)
 
 eda: $(STAMP) ## run notebooks/01_eda (PARAMS="-p name value" to override)

@@ -130,6 +130,9 @@ def run_all(*, data_dir: str | Path, personal_dir: str | Path, parameters: dict 
     tracking.setup(tracking_uri)
     params = {"data_dir": str(Path(data_dir).resolve()), "personal_dir": str(Path(personal_dir).resolve()),
               **(parameters or {})}
+    if "family" in params and "model" not in params:
+        # 04 and 05 evaluate the model 03 just trained: the registry alias of its family
+        params["model"] = f"genre-classifier@{str(params['family']).replace('_', '-')}"
     parent = tracking.create_parent_run(run_name, tags={"genrelib.stage": "run-all"})
     tracking.log_params_to(parent, {f"override.{k}": v for k, v in (parameters or {}).items()}
                            | {"data_dir": params["data_dir"], "personal_dir": params["personal_dir"]})

@@ -34,7 +34,8 @@ def test_make_run_all_pipeline_on_tiny_data(tmp_path):
     demo.make_demo(data, per_genre=4, seconds=7.0, seed=3, genres=("classical", "metal", "reggae"), n_jobs=1)
     demo.make_personal(personal, n=2, seed=3, min_seconds=35, max_seconds=40, genres=("metal", "reggae"), n_jobs=1)
     out = tmp_path / "out"
-    parent, runs = run_all(data_dir=data, personal_dir=personal, parameters={"epochs": 1, "n_jobs": 1},
+    parent, runs = run_all(data_dir=data, personal_dir=personal,
+                           parameters={"epochs": 1, "n_jobs": 1, "family": "crnn"},
                            notebooks_dir=NB_DIR, out_dir=out)
     assert [r.name for r in runs] == list(NOTEBOOKS)
     client = mlflow.MlflowClient()
@@ -52,7 +53,10 @@ def test_make_run_all_pipeline_on_tiny_data(tmp_path):
     train_run = client.get_run(runs[2].run_id)
     assert train_run.data.params["train.epochs"] == "1"  # the command-line parameter reached the run
     assert "test_track_accuracy" in train_run.data.metrics
-    assert "eval_track_accuracy" in client.get_run(runs[3].run_id).data.metrics
+    assert train_run.data.params["train.family"] == "crnn"
+    evaluated = client.get_run(runs[3].run_id)
+    assert "eval_track_accuracy" in evaluated.data.metrics
+    assert evaluated.data.params["model"] == "genre-classifier@crnn"  # 04 took the model 03 trained
     eda = {a.path for a in client.list_artifacts(runs[0].run_id, "figures")}
     assert {"figures/class_distribution.png", "figures/mel_spectrogram.png", "figures/mfcc.png"} <= eda
     pers = client.get_run(runs[4].run_id)
