@@ -12,12 +12,12 @@ def input_layer(input_shape: tuple[int, ...]):
     return keras.Input(shape=input_shape)
 
 
-def conv_block(x, filters: int, pool: tuple[int, int]):
+def conv_block(x, filters: int, pool: tuple[int, int], *, bn_momentum: float = 0.99):
     """3x3 convolution (no bias), batch normalization, ReLU, max-pooling."""
     from keras import layers
 
     x = layers.Conv2D(filters, (3, 3), padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
+    x = layers.BatchNormalization(momentum=bn_momentum)(x)
     x = layers.Activation("relu")(x)
     return layers.MaxPooling2D(pool)(x)
 
