@@ -109,18 +109,16 @@ def predict_file(model, path: str | Path, *, hop_seconds: float | None = None) -
     """
     cfg = model.feature_config
     path = Path(path)
-    starts, window_rows, all_proba, all_window = [], [], [], []
+    starts: list[float] = []
+    window_rows: list[np.ndarray] = []  # each window's segment (or window) probabilities
     pending: list[np.ndarray] = []
 
     def flush() -> None:
         if not pending:
             return
-        X = np.concatenate(pending)
-        P = model.predict_proba(X)
+        P = model.predict_proba(np.concatenate(pending))
         k = 0
         for rows in pending:
-            all_proba.append(P[k : k + len(rows)])
-            all_window.append(np.full(len(rows), len(window_rows)))
             window_rows.append(P[k : k + len(rows)])
             k += len(rows)
         pending.clear()
@@ -135,10 +133,12 @@ def predict_file(model, path: str | Path, *, hop_seconds: float | None = None) -
     flush()
     if not starts:
         raise AudioError(f"{path}: no audio windows could be cut from the file")
-    window_proba = np.stack([aggregate(P, np.zeros(len(P)))[1][0] for P in window_rows])
-    seg = np.concatenate(all_proba)
-    song = aggregate(seg, np.zeros(len(seg)))[1][0]
-    return SongPrediction(path=path, duration=audio.duration(path), starts=np.array(starts), window_proba=window_proba, proba=song)
+    rows = np.concatenate(window_rows)
+    window_of_row = np.repeat(np.arange(len(window_rows)), [len(w) for w in window_rows])
+    _, window_proba = aggregate(rows, window_of_row)
+    song = aggregate(rows, np.zeros(len(rows)))[1][0]
+    return SongPrediction(path=path, duration=audio.duration(path), starts=np.array(starts), window_proba=window_proba,
+                          proba=song)
 
 
 def rows_for(pred: SongPrediction, genres: list[str], *, source: str | None = None, top_k: int = 3,

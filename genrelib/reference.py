@@ -65,9 +65,8 @@ def train_reference(table: str | Path, *, seed: int = 42) -> tuple[GenreModel, d
     parts = {}
     for name, ids in lists.items():
         rows = df[df["track_id"].isin(set(ids))]
-        parts[name] = (rows[SUMMARY_COLUMNS].to_numpy(np.float64), rows["label"].map(index).to_numpy(),
-                       rows["track_id"].tolist())
-    (Xtr, ytr, _), (Xva, yva, _), (Xte, yte, _) = parts["train"], parts["valid"], parts["test"]
+        parts[name] = (rows[SUMMARY_COLUMNS].to_numpy(np.float64), rows["label"].map(index).to_numpy())
+    (Xtr, ytr), (Xva, yva), (Xte, yte) = parts["train"], parts["valid"], parts["test"]
     chosen, est, scores = select(Xtr, ytr, Xva, yva, seed=seed)
     test_acc = float(np.mean(est.predict(Xte) == yte))
     result = {"table": Path(table).name, "rows": {k: len(v[1]) for k, v in parts.items()}, "chosen": chosen,
