@@ -40,6 +40,11 @@ def _print_skipped(skipped: list[tuple[str, str]]) -> None:
             print(f"  {tid}: {why}")
 
 
+def _print_failures(failures) -> None:
+    for _, why in failures:
+        print(f"genrelib: error: {why}", file=sys.stderr)
+
+
 def _cmd_scan(args: argparse.Namespace) -> int:
     from .dataset import scan
 
@@ -154,7 +159,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     import json
 
     from .dataset import find_audio
-    from .predict import Predictor, rows_for
+    from .predict import Predictor
 
     files, failures = [], []
     for path in args.paths:  # a missing path or an empty folder is reported; the other paths still run
@@ -163,8 +168,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         except GenrelibError as exc:
             failures.append((Path(path), str(exc)))
     if not files:
-        for _, why in failures:
-            print(f"genrelib: error: {why}", file=sys.stderr)
+        _print_failures(failures)
         return 2
     predictor = Predictor(args.model, hop_seconds=args.hop)
     preds, bad = predictor.predict_many(files, progress=sys.stderr.isatty() and len(files) > 1)
@@ -179,10 +183,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                for p in preds]
         print(json.dumps(out, indent=2))
     elif args.format == "csv":
-        import pandas as pd
-
-        rows = [r for p in preds for r in rows_for(p, genres, top_k=args.top_k, per_window=args.timeline)]
-        print(pd.DataFrame(rows).to_csv(index=False), end="")
+        print(predictor.table(preds, top_k=args.top_k, per_window=args.timeline).to_csv(index=False), end="")
     else:
         for p in preds:
             top = "  ".join(f"{g} {q:.2f}" for g, q in p.top(genres, args.top_k))
@@ -191,8 +192,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 for s, w in zip(p.starts, p.window_proba):
                     order = np.argsort(-w)[: args.top_k]
                     print(f"    {s:7.1f} s  " + "  ".join(f"{genres[i]} {w[i]:.2f}" for i in order))
-    for path, why in failures:
-        print(f"genrelib: error: {why}", file=sys.stderr)
+    _print_failures(failures)
     return 1 if failures else 0
 
 
@@ -211,8 +211,7 @@ def _cmd_personal_test(args: argparse.Namespace) -> int:
         print("no <genre>/<song> folders: predictions only, no accuracy")
     for genre, songs in res.unknown.items():
         print(f"not scored: genre {genre!r} is unknown to the model ({len(songs)} songs)")
-    for path, why in res.failures:
-        print(f"genrelib: error: {why}", file=sys.stderr)
+    _print_failures(res.failures)
     if res.run_id:
         print(f"logged as run {res.run_id}")
     return 1 if res.failures else 0

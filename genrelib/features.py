@@ -648,9 +648,10 @@ def extract(
             batches = [dataset.tracks[i : i + size] for i in range(0, len(dataset.tracks), size)]
             futures = [pool.submit(_work_many, b, config) for b in batches]
             for fut in as_completed(futures):
-                for outcome in fut.result():
+                outcomes = fut.result()
+                for outcome in outcomes:
                     _collect(*outcome, results, skipped)
-                bar.update(len(fut.result()))
+                bar.update(len(outcomes))
     bar.close()
     order = [t for t in dataset.tracks if t.track_id in results]
     if not order:

@@ -90,16 +90,20 @@ def git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
+def _standard_tags(tags: dict | None) -> dict:
+    return {"genrelib.version": __version__, "genrelib.git_commit": git_commit(), **(tags or {})}
+
+
 @contextlib.contextmanager
 def start_run(name: str, *, params: dict | None = None, tags: dict | None = None, parent_run_id: str | None = None,
               uri: str | None = None) -> Iterator[mlflow.ActiveRun]:
     """Start an MLflow run with genrelib's standard tags (version, git commit) and the given params.
 
     ``parent_run_id`` nests the run under a parent (it must still be running), as ``make run-all`` does.
+    The run ends when the block ends (FAILED if it raised).
     """
-    setup(uri)
-    all_tags = {"genrelib.version": __version__, "genrelib.git_commit": git_commit(), **(tags or {})}
-    with mlflow.start_run(run_name=name, parent_run_id=parent_run_id or None, tags=all_tags) as run:
+    begin_run(name, tags=tags, parent_run_id=parent_run_id, uri=uri)
+    with mlflow.active_run() as run:
         if params:
             log_params(params)
         yield run
@@ -109,8 +113,7 @@ def begin_run(name: str, *, params: dict | None = None, tags: dict | None = None
               uri: str | None = None) -> str:
     """Start a run that stays active across notebook cells (end it with :func:`finish_run`); returns its id."""
     setup(uri)
-    all_tags = {"genrelib.version": __version__, "genrelib.git_commit": git_commit(), **(tags or {})}
-    run = mlflow.start_run(run_name=name, parent_run_id=parent_run_id or None, tags=all_tags)
+    run = mlflow.start_run(run_name=name, parent_run_id=parent_run_id or None, tags=_standard_tags(tags))
     if params:
         log_params(params)
     return run.info.run_id
@@ -125,9 +128,7 @@ def create_parent_run(name: str, *, uri: str | None = None, tags: dict | None = 
     """Create a run that stays RUNNING across processes (for notebooks run by papermill); returns its id."""
     exp_id = setup(uri)
     client = mlflow.MlflowClient()
-    all_tags = {"mlflow.runName": name, "genrelib.version": __version__, "genrelib.git_commit": git_commit(),
-                **(tags or {})}
-    return client.create_run(exp_id, tags=all_tags, run_name=name).info.run_id
+    return client.create_run(exp_id, tags=_standard_tags(tags), run_name=name).info.run_id
 
 
 def log_params_to(run_id: str, params: dict) -> None:
