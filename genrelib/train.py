@@ -22,6 +22,7 @@ from .dataset import Dataset, make_split, scan, split_counts
 from .errors import ModelError
 from .features import FeatureConfig, FeatureSet, extract
 from .models import FAMILIES, KERAS_FAMILIES, build_keras, check_family
+from .models._blocks import adapt
 from .models.base import GenreModel
 
 logger = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ def fit(train: FeatureSet, valid: FeatureSet, config: TrainConfig, *, callbacks:
     seed_everything(config.seed)
     kw = {} if config.learning_rate is None else {"learning_rate": config.learning_rate}
     model = build_keras(config.family, train.config.row_shape, n_classes, **kw)
+    adapt(model, train.X)  # input standardization from the training rows only
     weights = None
     if config.class_weights:
         from sklearn.utils.class_weight import compute_class_weight
