@@ -73,6 +73,20 @@ class FeatureConfig:
         Window rule: a tail at least this fraction of a window long gets its own window.
     hpss_kernel : int
         Median-filter length of the harmonic/percussive separation (``summary`` kind; librosa's default 31).
+    fmax : float or None
+        Highest frequency of the mel filterbank (``mfcc`` and ``mel`` kinds); None: ``sr / 2``. Default 8 kHz:
+        lossy codecs remove what lies above about 10 kHz (measured: mp3 at 36-77 kbps of 22050 Hz audio is
+        cut at 10.06 kHz, and audio recorded at 16 kHz has nothing above 8 kHz), and features that look there
+        made a model change its mind between the flac and the mp3 of one song. ``fmax=None`` with
+        ``top_db=80`` gives the original notebook's MFCCs exactly.
+    top_db : float or None
+        Each segment's dB values are clipped at ``top_db`` below its maximum (librosa's ``power_to_db``
+        default, as the notebook's MFCCs were): spectral holes that a codec leaves then sit at the same floor
+        as quiet bands of the original instead of at -100 dB. None: no clipping.
+
+    Configurations saved before ``fmax`` and ``top_db`` existed read back with what they meant then
+    (full band; clipping for ``mfcc`` only), so older models keep getting the features they were trained on.
+    ``summary`` features follow the GTZAN table's definition and ignore both (stored as None).
     """
 
     kind: str = "mfcc"
@@ -85,8 +99,17 @@ class FeatureConfig:
     window_seconds: float = WINDOW_SECONDS
     min_fraction: float = MIN_FRACTION
     hpss_kernel: int = 31
+    fmax: float | None = 8000.0
+    top_db: float | None = 80.0
 
     def __post_init__(self) -> None:
+        if self.kind == "summary":  # the table's definition: full band, librosa defaults
+            object.__setattr__(self, "fmax", None)
+            object.__setattr__(self, "top_db", None)
+        if self.fmax is not None and not 0 < float(self.fmax) <= self.sr / 2:
+            raise FeatureError(f"fmax must be in (0, sr/2 = {self.sr / 2:g}] Hz or None, got {self.fmax!r}")
+        if self.top_db is not None and float(self.top_db) <= 0:
+            raise FeatureError(f"top_db must be a positive number of dB or None, got {self.top_db!r}")
         if self.kind not in KINDS:
             raise FeatureError(f"unknown feature kind {self.kind!r}; use one of {', '.join(KINDS)}")
         for name in ("sr", "n_fft", "hop_length", "n_mfcc", "n_mels", "hpss_kernel"):
@@ -105,9 +128,10 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> FeatureConfig:
-        """Inverse of :meth:`to_dict`; ignores unknown keys."""
+        """Inverse of :meth:`to_dict`; ignores unknown keys; fills fields newer than ``d`` with their old meaning."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        legacy = {"fmax": None, "top_db": 80.0 if d.get("kind", "mfcc") == "mfcc" else None}
+        return cls(**{**legacy, **{k: v for k, v in d.items() if k in names}})
 
     def hash(self) -> str:
         """Short stable hash of the configuration."""
@@ -149,8 +173,8 @@ def _mel_to_hz(m: np.ndarray) -> np.ndarray:
     return np.where(m >= 15.0, 1000.0 * np.exp(logstep * (m - 15.0)), m * 200.0 / 3.0)
 
 
-def mel_filterbank(sr: int = SR, n_fft: int = N_FFT, n_mels: int = N_MELS) -> np.ndarray:
-    """Slaney-style mel filterbank, equal to ``librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)``.
+def mel_filterbank(sr: int = SR, n_fft: int = N_FFT, n_mels: int = N_MELS, fmax: float | None = None) -> np.ndarray:
+    """Slaney-style mel filterbank, equal to ``librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmax=fmax)``.
 
     Written out here (and tested against librosa) because extraction workers would otherwise import
     librosa's filters module and numba just for this matrix: a quarter of a second per process, which the
@@ -161,7 +185,8 @@ def mel_filterbank(sr: int = SR, n_fft: int = N_FFT, n_mels: int = N_MELS) -> np
     M : np.ndarray [shape=(n_mels, 1 + n_fft // 2), dtype=float32]
     """
     fft_freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
-    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sr / 2.0), n_mels + 2))
+    fmax = sr / 2.0 if fmax is None else float(fmax)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(fmax), n_mels + 2))
     fdiff = np.diff(mel_f)
     ramps = np.subtract.outer(mel_f, fft_freqs)
     lower = -ramps[:n_mels] / fdiff[:n_mels, None]
@@ -172,11 +197,11 @@ def mel_filterbank(sr: int = SR, n_fft: int = N_FFT, n_mels: int = N_MELS) -> np
 
 
 @functools.lru_cache(maxsize=16)
-def _mel_basis(sr: int, n_fft: int, n_mels: int):
+def _mel_basis(sr: int, n_fft: int, n_mels: int, fmax: float | None):
     import scipy.sparse
 
     # Each FFT bin feeds at most two bands, so the filterbank is stored sparse.
-    return scipy.sparse.csr_matrix(mel_filterbank(sr, n_fft, n_mels).T)
+    return scipy.sparse.csr_matrix(mel_filterbank(sr, n_fft, n_mels, fmax).T)
 
 
 @functools.lru_cache(maxsize=16)
@@ -186,10 +211,11 @@ def _hann(n_fft: int) -> np.ndarray:
 
 
 def mel_power(y: np.ndarray, sr: int = SR, *, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH,
-              n_mels: int = N_MELS) -> np.ndarray:
+              n_mels: int = N_MELS, fmax: float | None = None) -> np.ndarray:
     """Mel power spectrogram of one or many equal-length segments, time first.
 
-    Equals ``librosa.feature.melspectrogram(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)``
+    Equals ``librosa.feature.melspectrogram(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
+    fmax=fmax)``
     (centered frames, zero padding, periodic Hann window, Slaney mel filters) transposed, computed in float32
     with a sparse filterbank: about twice as fast, which the feature-extraction speed target needs.
 
@@ -209,7 +235,7 @@ def mel_power(y: np.ndarray, sr: int = SR, *, n_fft: int = N_FFT, hop_length: in
     pad = n_fft // 2
     frames = np.lib.stride_tricks.sliding_window_view(np.pad(rows, [(0, 0), (pad, pad)]), n_fft, axis=-1)
     frames = frames[:, ::hop_length, :]
-    window, basis = _hann(n_fft), _mel_basis(sr, n_fft, n_mels)
+    window, basis = _hann(n_fft), _mel_basis(sr, n_fft, n_mels, None if fmax is None else float(fmax))
     out = np.empty((len(rows), frames.shape[1], n_mels), dtype=np.float32)
     for i in range(len(rows)):  # one segment at a time: its arrays stay in cache (2x faster than all at once)
         F = scipy.fft.rfft(frames[i] * window, axis=-1)
@@ -228,18 +254,20 @@ def _db(S: np.ndarray, top_db: float | None) -> np.ndarray:
 
 
 def mfcc(y: np.ndarray, sr: int = SR, *, n_mfcc: int = N_MFCC, n_fft: int = N_FFT,
-         hop_length: int = HOP_LENGTH, n_mels: int = N_MELS) -> np.ndarray:
+         hop_length: int = HOP_LENGTH, n_mels: int = N_MELS, fmax: float | None = None,
+         top_db: float | None = 80.0) -> np.ndarray:
     """MFCCs of one or many equal-length segments, time first (as the original notebook stored them).
 
     Each segment gives what ``librosa.feature.mfcc(y=segment, sr=sr, n_mfcc=n_mfcc, n_fft=n_fft,
-    hop_length=hop_length).T`` gives (log-mel at 80 dB range per segment, orthonormal DCT-II).
+    hop_length=hop_length, fmax=fmax, top_db=top_db).T`` gives (log-mel clipped at ``top_db`` below each
+    segment's maximum, orthonormal DCT-II). With the defaults: the original notebook's MFCCs.
 
     Parameters
     ----------
     y : np.ndarray [shape=(..., n)]
         Segment(s).
-    sr, n_mfcc, n_fft, hop_length, n_mels
-        librosa's MFCC parameters.
+    sr, n_mfcc, n_fft, hop_length, n_mels, fmax, top_db
+        librosa's MFCC parameters (see :class:`FeatureConfig` for ``fmax`` and ``top_db``).
 
     Returns
     -------
@@ -247,19 +275,23 @@ def mfcc(y: np.ndarray, sr: int = SR, *, n_mfcc: int = N_MFCC, n_fft: int = N_FF
     """
     import scipy.fft
 
-    db = _db(mel_power(y, sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels), top_db=80.0)
+    db = _db(mel_power(y, sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, fmax=fmax), top_db=top_db)
     return scipy.fft.dct(db, type=2, norm="ortho", axis=-1)[..., :n_mfcc].astype(np.float32)
 
 
 def log_mel(y: np.ndarray, sr: int = SR, *, n_mels: int = N_MELS, n_fft: int = N_FFT,
-            hop_length: int = HOP_LENGTH) -> np.ndarray:
-    """Log-mel spectrogram in dB (ref 1.0, floor -100 dB, no top_db clipping) of one or many segments, time first.
+            hop_length: int = HOP_LENGTH, fmax: float | None = None, top_db: float | None = 80.0) -> np.ndarray:
+    """Log-mel spectrogram in dB (ref 1.0, floor -100 dB) of one or many segments, time first.
+
+    Each segment is clipped at ``top_db`` below its own maximum (None: not clipped), as
+    ``librosa.power_to_db(..., top_db=top_db)`` of each segment's mel spectrogram.
 
     Returns
     -------
     X : np.ndarray [shape=(..., frames, n_mels), dtype=float32]
     """
-    return _db(mel_power(y, sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels), top_db=None).astype(np.float32)
+    S = mel_power(y, sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, fmax=fmax)
+    return _db(S, top_db=top_db).astype(np.float32)
 
 
 def median_filter_rows(S: np.ndarray, size: int, *, block: int = 64) -> np.ndarray:
@@ -372,9 +404,11 @@ def window_features(y: np.ndarray, sr: int, config: FeatureConfig) -> np.ndarray
     if config.kind == "summary":
         return summary(y, sr, n_fft=config.n_fft, hop_length=config.hop_length, hpss_kernel=config.hpss_kernel)
     segs = audio.windows(y, sr, seconds=config.segment_seconds, min_fraction=config.min_fraction, pad=True)
+    kw = {"n_fft": config.n_fft, "hop_length": config.hop_length, "n_mels": config.n_mels, "fmax": config.fmax,
+          "top_db": config.top_db}
     if config.kind == "mfcc":
-        return mfcc(segs, sr, n_mfcc=config.n_mfcc, n_fft=config.n_fft, hop_length=config.hop_length)
-    return log_mel(segs, sr, n_mels=config.n_mels, n_fft=config.n_fft, hop_length=config.hop_length)
+        return mfcc(segs, sr, n_mfcc=config.n_mfcc, **kw)
+    return log_mel(segs, sr, **kw)
 
 
 @dataclass

@@ -142,12 +142,13 @@ def test_config_validation():
     assert features.FeatureConfig.from_dict(features.FeatureConfig(kind="mel").to_dict()).kind == "mel"
 
 
-@pytest.mark.parametrize("sr,n_fft,n_mels", [(22050, 2048, 128), (22050, 2048, 40), (16000, 1024, 64)])
-def test_mel_filterbank_equals_librosa(sr, n_fft, n_mels):
+@pytest.mark.parametrize("sr,n_fft,n_mels,fmax", [(22050, 2048, 128, None), (22050, 2048, 40, None),
+                                                  (16000, 1024, 64, None), (22050, 2048, 128, 8000.0)])
+def test_mel_filterbank_equals_librosa(sr, n_fft, n_mels, fmax):
     import librosa
 
-    np.testing.assert_allclose(features.mel_filterbank(sr, n_fft, n_mels),
-                               librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels), atol=1e-7)
+    np.testing.assert_allclose(features.mel_filterbank(sr, n_fft, n_mels, fmax),
+                               librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmax=fmax), atol=1e-7)
 
 
 def test_fast_mfcc_and_mel_equal_librosa_per_segment():
@@ -156,13 +157,35 @@ def test_fast_mfcc_and_mel_equal_librosa_per_segment():
     rng = np.random.default_rng(4)
     segs = (rng.standard_normal((3, 66150)) * np.array([[1.0], [0.01], [0.3]])).astype(np.float32)
     segs[1, :30000] = 0  # a partly silent segment: the 80 dB floor applies per segment, as in the notebook
-    X = features.mfcc(segs, 22050, n_mfcc=16)
+    X = features.mfcc(segs, 22050, n_mfcc=16)  # the notebook's MFCCs: full band, 80 dB per segment
     for i in range(3):
         ref = librosa.feature.mfcc(y=segs[i], sr=22050, n_mfcc=16, n_fft=2048, hop_length=512).T
         np.testing.assert_allclose(X[i], ref, atol=2e-3 * np.abs(ref).max())
-    L = features.log_mel(segs, 22050)
+    L = features.log_mel(segs, 22050, top_db=None)
     ref = librosa.power_to_db(librosa.feature.melspectrogram(y=segs, sr=22050), ref=1.0, top_db=None)
     np.testing.assert_allclose(L, np.swapaxes(ref, -1, -2), atol=1e-3)
+    # genrelib's defaults: 8 kHz band limit, clipped 80 dB below each segment's maximum
+    cfg = features.FeatureConfig(kind="mel")
+    L = features.log_mel(segs, 22050, fmax=cfg.fmax, top_db=cfg.top_db)
+    X = features.mfcc(segs, 22050, n_mfcc=16, fmax=cfg.fmax, top_db=cfg.top_db)
+    for i in range(3):
+        S = librosa.feature.melspectrogram(y=segs[i], sr=22050, fmax=8000.0)
+        np.testing.assert_allclose(L[i], librosa.power_to_db(S, top_db=80.0).T, atol=1e-3)
+        ref = librosa.feature.mfcc(y=segs[i], sr=22050, n_mfcc=16, fmax=8000.0).T
+        np.testing.assert_allclose(X[i], ref, atol=2e-3 * np.abs(ref).max())
+
+
+def test_configs_saved_before_fmax_and_top_db_keep_their_meaning():
+    old_mel = {k: v for k, v in features.FeatureConfig(kind="mel").to_dict().items() if k not in ("fmax", "top_db")}
+    old_mfcc = {**old_mel, "kind": "mfcc"}
+    assert (features.FeatureConfig.from_dict(old_mel).fmax, features.FeatureConfig.from_dict(old_mel).top_db) \
+        == (None, None)
+    assert features.FeatureConfig.from_dict(old_mfcc).top_db == 80.0
+    new = features.FeatureConfig(kind="mel")
+    assert features.FeatureConfig.from_dict(new.to_dict()) == new and (new.fmax, new.top_db) == (8000.0, 80.0)
+    assert features.FeatureConfig(kind="summary", fmax=4000.0) == features.FeatureConfig(kind="summary")
+    with pytest.raises(FeatureError, match="fmax must be in"):
+        features.FeatureConfig(fmax=20000.0)
 
 
 def test_fast_hpss_is_librosas(write):
@@ -177,3 +200,28 @@ def test_fast_hpss_is_librosas(write):
     D = librosa.stft(y)
     for mine, ref in zip(features.hpss(D), librosa.decompose.hpss(D)):
         np.testing.assert_allclose(mine, ref, rtol=1e-6, atol=1e-7)
+
+
+@needs_shared()
+def test_frame_features_survive_a_low_bitrate_mp3_of_real_music(tmp_path):
+    # Issue 13: a ~50 kbps mp3 empties the mel bands above 10 kHz; without a band limit and a dB floor relative to
+    # each segment's maximum, those bands fell to -100 dB and crnn's windows flipped genre (blues -> reggae).
+    import soundfile as sf
+
+    worst = {}
+    for name in ("disco/disco.00005.wav", "pop/pop.00002.wav", "rock/rock.00000.wav"):
+        y, sr = sf.read(SHARED / "sample" / name, dtype="float32")
+        flac, mp3 = tmp_path / "a.flac", tmp_path / "a.mp3"
+        sf.write(flac, y, sr)
+        sf.write(mp3, y, sr, format="MP3", compression_level=0.5)  # about 46 kbps
+        assert mp3.stat().st_size * 8 / (len(y) / sr) < 60_000
+        for kind, fmax in (("mel", 8000.0), ("mfcc", 8000.0), ("mel", None), ("mfcc", None)):
+            cfg = features.FeatureConfig(kind=kind, fmax=fmax)
+            A, B = (features.file_features(p, cfg).X for p in (flac, mp3))
+            # mean absolute change per band / coefficient: dB for mel, in units of the coefficient's sd for mfcc
+            d = np.abs(A - B).mean(axis=(0, 1)) / (A.std(axis=(0, 1)) if kind == "mfcc" else 1.0)
+            worst[kind, fmax] = max(worst.get((kind, fmax), 0.0), float(d.max()))
+    assert worst["mel", 8000.0] < 3.0, worst  # dB, in the worst band
+    assert worst["mfcc", 8000.0] < 0.4, worst
+    # the full band (the notebook's MFCCs) is what the codec damages: the defaults are not robust by accident
+    assert worst["mel", None] > 10.0 and worst["mfcc", None] > 1.0, worst
