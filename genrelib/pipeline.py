@@ -68,11 +68,11 @@ def run_notebook(name: str, *, parameters: dict | None = None, notebooks_dir: st
     Raises
     ------
     NotebookError
-        When a cell fails: the message carries the cell's error and where the executed notebook is.
+        When a cell fails: the message carries the cell's error and where the executed notebook is. The
+        notebook's own MLflow run is then marked FAILED, whether a cell had already ended it or not (one is
+        created if the notebook failed before starting it), and the failed notebook is attached to it.
     """
-    import nbformat
     import papermill as pm
-    from nbconvert import HTMLExporter
 
     from . import tracking
 
@@ -90,23 +90,61 @@ def run_notebook(name: str, *, parameters: dict | None = None, notebooks_dir: st
     ignored = sorted(set(given) - set(declared))
     if ignored:
         logger.info("%s does not take %s", name, ", ".join(ignored))
+    if output.exists():
+        output.unlink()  # a copy left by an earlier execution must not be attached to this one's run
+    started = time.time()
     t0 = time.perf_counter()
     try:
         pm.execute_notebook(str(src), str(output), parameters=params, kernel_name=kernel,
                             cwd=str(Path(notebooks_dir).resolve()), progress_bar=False, log_output=False)
-    except pm.PapermillExecutionError as exc:
-        raise NotebookError(f"{name}: cell {exc.exec_count} failed: {exc.ename}: {exc.evalue} "
-                            f"(executed notebook with the traceback: {output})") from exc
+    except BaseException as exc:
+        # By now the kernel has exited, and MLflow's exit hook in it ended a still-active run as FINISHED; a cell
+        # may also have ended the run before a later cell failed. Either way the run is the notebook's and failed.
+        run_id = _fail_notebook_run(name, output, parent_run_id=parent_run_id, started=started)
+        if isinstance(exc, pm.PapermillExecutionError):
+            raise NotebookError(f"{name}: cell {exc.exec_count} failed: {exc.ename}: {exc.evalue} "
+                                f"(executed notebook with the traceback: {output}; MLflow run {run_id}, FAILED)"
+                                ) from exc
+        raise
     seconds = time.perf_counter() - t0
-    html = output.with_suffix(".html")
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(output, as_version=4))
-    html.write_text(body)
-    run_id = tracking.find_run("genrelib.notebook", name, parent_run_id=parent_run_id or None)
+    html = _write_html(output)
+    run_id = tracking.find_run("genrelib.notebook", name, parent_run_id=parent_run_id or None, started_after=started)
     if run_id is not None:
         tracking.log_notebook(run_id, output, html)
     else:
         logger.warning("no MLflow run tagged genrelib.notebook=%s was found; the notebook is not attached", name)
     return NotebookRun(name=name, output=output, html=html, run_id=run_id, seconds=seconds, parameters=params)
+
+
+def _write_html(output: Path) -> Path:
+    """Render an executed notebook as HTML beside it; returns the HTML path."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    html = output.with_suffix(".html")
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(output, as_version=4))
+    html.write_text(body)
+    return html
+
+
+def _fail_notebook_run(name: str, output: Path, *, parent_run_id: str, started: float) -> str:
+    """Mark the MLflow run of a failed notebook FAILED (creating one if the notebook never started its run) and
+    attach the executed notebook and its HTML rendering; returns the run id."""
+    from . import tracking
+
+    run_id = tracking.find_run("genrelib.notebook", name, parent_run_id=parent_run_id or None, started_after=started)
+    if run_id is None:
+        run_id = tracking.create_parent_run(name, tags={"genrelib.notebook": name}, parent_run_id=parent_run_id or None)
+    if output.exists():  # papermill writes the notebook with the failed cell marked, unless it failed to start
+        try:
+            html = _write_html(output)
+        except Exception as exc:  # the run's failure matters more than its rendering; keep the ipynb
+            logger.warning("%s: could not render the failed notebook as HTML (%s); attaching the ipynb only", name,
+                           exc)
+            html = None
+        tracking.log_notebook(run_id, output, html)
+    tracking.end_run(run_id, "FAILED")
+    return run_id
 
 
 def run_all(*, data_dir: str | Path, personal_dir: str | Path, parameters: dict | None = None,

@@ -124,11 +124,16 @@ def finish_run() -> None:
     mlflow.end_run()
 
 
-def create_parent_run(name: str, *, uri: str | None = None, tags: dict | None = None) -> str:
-    """Create a run that stays RUNNING across processes (for notebooks run by papermill); returns its id."""
+def create_parent_run(name: str, *, uri: str | None = None, tags: dict | None = None,
+                      parent_run_id: str | None = None) -> str:
+    """Create a run that stays RUNNING across processes (for notebooks run by papermill); returns its id.
+
+    ``parent_run_id`` nests it under another run.
+    """
     exp_id = setup(uri)
     client = mlflow.MlflowClient()
-    return client.create_run(exp_id, tags=_standard_tags(tags), run_name=name).info.run_id
+    tags = _standard_tags(tags) | ({"mlflow.parentRunId": parent_run_id} if parent_run_id else {})
+    return client.create_run(exp_id, tags=tags, run_name=name).info.run_id
 
 
 def log_params_to(run_id: str, params: dict) -> None:
@@ -389,12 +394,16 @@ def load_pyfunc(ref: str):
     return mlflow.pyfunc.load_model(resolve_model_uri(ref))
 
 
-def find_run(tag: str, value: str, *, parent_run_id: str | None = None) -> str | None:
-    """Id of the newest run with ``tags.<tag> = value`` (under ``parent_run_id`` if given), or None."""
+def find_run(tag: str, value: str, *, parent_run_id: str | None = None,
+             started_after: float | None = None) -> str | None:
+    """Id of the newest run with ``tags.<tag> = value`` (under ``parent_run_id`` if given; started at or after
+    ``started_after``, seconds since the epoch, if given), or None."""
     setup()
     flt = f"tags.`{tag}` = '{value}'"
     if parent_run_id:
         flt += f" and tags.mlflow.parentRunId = '{parent_run_id}'"
+    if started_after is not None:
+        flt += f" and attributes.start_time >= {int(started_after * 1000)}"
     runs = mlflow.search_runs(filter_string=flt, search_all_experiments=True, order_by=["start_time DESC"],
                               max_results=1, output_format="list")
     return runs[0].info.run_id if runs else None

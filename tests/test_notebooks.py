@@ -69,6 +69,70 @@ def test_failing_cell_fails_the_run(tmp_path):
         run_notebook("01_eda", parameters={"data_dir": str(tmp_path / "missing")}, notebooks_dir=NB_DIR,
                      out_dir=tmp_path / "out", parent_run_id=parent)
     assert (tmp_path / "out" / "01_eda.ipynb").exists()  # kept, with the failed cell marked
+    child = tracking.find_run("genrelib.notebook", "01_eda", parent_run_id=parent)
+    _assert_failed_with_notebook(child, "01_eda")
+
+
+def _assert_failed_with_notebook(run_id, name):
+    client = mlflow.MlflowClient()
+    assert run_id is not None, f"no MLflow run for {name}"
+    assert client.get_run(run_id).info.status == "FAILED", name
+    names = {a.path for a in client.list_artifacts(run_id, "notebook")}
+    assert {f"notebook/{name}.ipynb", f"notebook/{name}.html"} <= names
+
+
+def _late_failure_notebook(folder: Path) -> Path:
+    """A notebook that starts and ends its own run, then fails in a later cell."""
+    folder.mkdir(parents=True, exist_ok=True)
+    params = nbformat.v4.new_code_cell('tracking_uri: str = ""\nparent_run_id: str = ""')
+    params.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# late failure"), params,
+        nbformat.v4.new_code_cell("from genrelib import tracking"),
+        nbformat.v4.new_code_cell('tracking.begin_run("late_failure", parent_run_id=parent_run_id, uri=tracking_uri,\n'
+                                  '                   tags={"genrelib.notebook": "late_failure"})\n'
+                                  "tracking.finish_run()"),
+        nbformat.v4.new_code_cell('raise RuntimeError("after the run ended")'),
+    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nbformat.write(nb, folder / "late_failure.ipynb")
+    return folder
+
+
+def test_run_all_fails_a_notebook_run_that_already_ended(tmp_path):
+    nb_dir = _late_failure_notebook(tmp_path / "nbs")
+    with pytest.raises(NotebookError, match=r"late_failure: cell \d+ failed: RuntimeError: after the run ended"):
+        run_all(data_dir=tmp_path, personal_dir=tmp_path, notebooks=("late_failure",), notebooks_dir=nb_dir,
+                out_dir=tmp_path / "out")
+    client = mlflow.MlflowClient()
+    parents = client.search_runs([tracking.setup()], "tags.`genrelib.stage` = 'run-all'")
+    assert [p.info.status for p in parents] == ["FAILED"]
+    child = tracking.find_run("genrelib.notebook", "late_failure", parent_run_id=parents[0].info.run_id)
+    _assert_failed_with_notebook(child, "late_failure")
+
+
+def test_notebook_failing_before_its_run_gets_a_failed_run(tmp_path, tiny_tree):
+    parent = tracking.create_parent_run("failing")
+    with pytest.raises(NotebookError, match=r"02_features: cell \d+ failed: FeatureError: unknown feature kind"):
+        run_notebook("02_features", parameters={"data_dir": str(tiny_tree), "kind": "bogus"}, notebooks_dir=NB_DIR,
+                     out_dir=tmp_path / "out", parent_run_id=parent)
+    _assert_failed_with_notebook(tracking.find_run("genrelib.notebook", "02_features", parent_run_id=parent),
+                                 "02_features")
+
+
+def test_failing_notebook_alone_fails_its_own_run(tmp_path, capsys):
+    from genrelib.cli import main
+
+    with tracking.start_run("earlier", tags={"genrelib.notebook": "01_eda"}) as earlier:
+        pass  # an earlier, successful run of the same notebook must stay FINISHED
+    assert main(["notebook", "01_eda", "--data", str(tmp_path / "missing"), "--notebooks-dir", str(NB_DIR),
+                 "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "01_eda: cell" in err and "DatasetError" in err
+    run_id = tracking.find_run("genrelib.notebook", "01_eda")
+    assert run_id != earlier.info.run_id
+    _assert_failed_with_notebook(run_id, "01_eda")
+    assert "mlflow.parentRunId" not in mlflow.get_run(run_id).data.tags
+    assert mlflow.get_run(earlier.info.run_id).info.status == "FINISHED"
 
 
 def test_command_line_parameter_reaches_the_run(tiny_tree, tmp_path, capsys):
