@@ -113,6 +113,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     report = evaluate_folder(model, args.data, part=args.part, n_jobs=args.jobs, progress=sys.stderr.isatty())
     print(f"{model.family} model on {args.data}" + (f" ({args.part} part of its split)" if args.part else "")
           + f": {len(report.track_ids)} tracks")
+    if report.part is not None:
+        print(f"found {report.part_found} of the model's {report.part_recorded} {report.part} tracks in {args.data}")
     _print_metrics(report)
     if report.wrong:
         print("most confidently wrong tracks:")
@@ -309,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("model", help="model: reference, a folder, runs:/<id>/model, genre-classifier/<version> or @alias")
     e.add_argument("data", help="labelled folder <root>/<genre>/<file>")
     e.add_argument("--part", choices=["train", "valid", "test"], default=None,
-                   help="evaluate only this part of the split the model was trained with")
+                   help="evaluate only the tracks of DATA in this part of the model's own split (its recorded "
+                        "track lists; DATA is never re-split)")
     e.add_argument("--jobs", type=int, default=None)
     e.add_argument("--no-log", action="store_true", help="do not log the evaluation to MLflow")
     e.set_defaults(func=_cmd_evaluate)

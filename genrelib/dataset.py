@@ -248,10 +248,17 @@ def gtzan_split_lists() -> dict[str, list[str]]:
     }
 
 
-def _gtzan_key(track_id: str) -> str:
-    # Match by genre folder and stem, so the tarball's .au files match the lists' .wav names.
+def track_key(track_id: str) -> str:
+    """The key that matches a track across copies of a data folder: ``<genre folder>/<file stem>``.
+
+    Matching by stem lets the original tarball's ``.au`` files (or a ``.flac`` copy) match the ``.wav`` names of
+    the GTZAN lists and of a model's recorded split.
+    """
     p = Path(track_id)
     return f"{p.parent.name}/{p.stem}"
+
+
+_gtzan_key = track_key
 
 
 def gtzan_split(dataset: Dataset) -> dict[str, str]:
@@ -333,5 +340,6 @@ def split_table(split: dict[str, str], dataset: Dataset):
 
 __all__ = [
     "Track", "Dataset", "find_root", "scan", "find_audio", "random_split", "gtzan_split", "gtzan_split_lists",
-    "make_split", "split_counts", "check_file", "first_per_genre", "summary_table", "skipped_table", "split_table",
+    "make_split", "split_counts", "track_key", "check_file", "first_per_genre", "summary_table", "skipped_table",
+    "split_table",
 ]

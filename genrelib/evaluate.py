@@ -88,6 +88,9 @@ class Report:
     track: LevelReport
     track_ids: np.ndarray
     wrong: list[dict] = field(default_factory=list)
+    part: str | None = None  # the part of the model's split evaluated on (None: a whole folder)
+    part_found: int | None = None  # tracks of that part found in the folder
+    part_recorded: int | None = None  # tracks of that part the model records
 
     def flat_metrics(self, prefix: str = "test") -> dict[str, float]:
         """``{prefix}_{level}_{metric}`` for logging (e.g. ``test_track_accuracy``)."""
@@ -106,6 +109,8 @@ class Report:
             "track": {"metrics": self.track.metrics, "per_genre": self.track.per_genre,
                       "confusion": self.track.confusion.tolist()},
             "most_confidently_wrong": self.wrong,
+            "part": None if self.part is None else {"name": self.part, "found": self.part_found,
+                                                    "recorded": self.part_recorded},
         }
 
     def metrics_table(self):
@@ -209,6 +214,9 @@ def log_report(report: Report, *, prefix: str = "test") -> None:
     from . import plots, tracking
 
     tracking.log_metrics(report.flat_metrics(prefix))
+    if report.part is not None:
+        tracking.log_metrics({f"{prefix}_part_tracks_found": report.part_found,
+                              f"{prefix}_part_tracks_recorded": report.part_recorded})
     for level in ("segment", "track"):
         fig = plots.plot_confusion_matrix(getattr(report, level).confusion, report.genres, normalize=True,
                                           title=f"{prefix} confusion matrix per {level} (normalized by row)")
@@ -218,9 +226,43 @@ def log_report(report: Report, *, prefix: str = "test") -> None:
     tracking.log_table(report.track_table(), f"reports/{prefix}_tracks.csv")
 
 
+def split_tracks(model) -> dict[str, list[str]]:
+    """The track ids of each part of the split a model was trained with.
+
+    A model trained by :func:`genrelib.train.train` records them in ``info["split_tracks"]``; a model trained on
+    the GTZAN fault-filtered split without that record (the reference model) uses the fault-filtered lists.
+
+    Returns
+    -------
+    dict
+        ``{"train": [...], "valid": [...], "test": [...]}`` of ids like ``blues/blues.00012.wav``.
+
+    Raises
+    ------
+    ModelError
+        When the model records neither its tracks nor a fault-filtered split (a model trained by genrelib 0.1 on
+        a random split): rebuilding a random split on some folder would put training tracks into "test".
+    """
+    from .dataset import SPLIT_NAMES, gtzan_split_lists
+
+    info = model.info
+    recorded = info.get("split_tracks")
+    if recorded:
+        return {p: list(recorded.get(p, [])) for p in SPLIT_NAMES}
+    kind = str(info.get("split", ""))
+    if kind.startswith("gtzan"):  # "gtzan-ff", or the reference model's "gtzan-ff (fault-filtered)"
+        return gtzan_split_lists()
+    raise ModelError(
+        f"the model does not record the tracks of its split ({kind or 'no split'} recorded, but not which tracks "
+        "were in which part), so its test part cannot be told apart from its training tracks; evaluate a whole "
+        "folder of tracks it never saw (leave out --part / part=None), or retrain it with this genrelib, which "
+        "stores the track lists with the model"
+    )
+
+
 def evaluate_folder(model, data, *, part: str | None = None, n_jobs: int | None = None,
                     progress: bool = False) -> Report:
-    """Evaluate a model on a labelled folder, or on one part of the split it was trained with.
+    """Evaluate a model on a labelled folder, or on the tracks of the folder in one part of the model's split.
 
     Parameters
     ----------
@@ -228,29 +270,59 @@ def evaluate_folder(model, data, *, part: str | None = None, n_jobs: int | None 
     data : path or Dataset
         A folder laid out ``<root>/<genre>/<file>``.
     part : {"train", "valid", "test"}, optional
-        Rebuild the model's training split (kind, seed and sizes are in ``model.info``) and evaluate on
-        this part only. Default: every track of the folder.
+        Evaluate only the tracks of the folder that are in this part of the model's own split (its recorded
+        track lists, see :func:`split_tracks`), matched by genre folder and file stem
+        (:func:`genrelib.dataset.track_key`), whatever folder is given: the folder is never re-split, and a track
+        the model trained on (train or valid) is never scored as test. The report says how many of the part's
+        tracks were found (``part_found`` of ``part_recorded``). Default: every track of the folder.
+    n_jobs : int, optional
+        Feature-extraction processes.
+    progress : bool
+        Show a progress bar.
 
     Raises
     ------
     ModelError
-        When the folder has genres the model does not know (listed), or the part is empty.
+        When the folder has genres the model does not know (listed), when the model does not record its
+        split's tracks, or when none of the part's tracks is in the folder.
     """
-    from .dataset import Dataset, make_split, scan
+    from .dataset import SPLIT_NAMES, Dataset, scan, track_key
     from .features import extract
 
     ds = data if isinstance(data, Dataset) else scan(data)
     unknown = sorted(set(ds.genres) - set(model.genres))
     if unknown:
         raise ModelError(f"{ds.root} has genres the model does not know: {unknown}; it knows {model.genres}")
-    fs = extract(ds, model.feature_config, n_jobs=n_jobs, progress=progress)
+    found = recorded = None
     if part is not None:
-        info = model.info
-        if "split" not in info:
-            raise ModelError("the model does not record its training split; evaluate on a whole folder instead")
-        split = make_split(ds, kind=info["split"], seed=int(info["seed"]), test_size=float(info["test_size"]),
-                           valid_size=float(info["valid_size"]))
-        fs = fs.split(split)[part]
-        if len(fs) == 0:
-            raise ModelError(f"the {part} part of {ds.root} is empty under the model's split")
-    return evaluate(model, fs)
+        if part not in SPLIT_NAMES:
+            raise ModelError(f"unknown part {part!r}; use one of {', '.join(SPLIT_NAMES)}")
+        lists = split_tracks(model)
+        wanted = {track_key(t) for t in lists[part]}
+        # A track the model learned from, or was selected on, is never scored as a held-out one, even if a
+        # (corrupt or hand-edited) record also lists it under test.
+        seen = set()
+        for p in SPLIT_NAMES[: SPLIT_NAMES.index(part)]:
+            seen |= {track_key(t) for t in lists[p]}
+        if wanted & seen:
+            logger.warning("%d of the model's %s tracks are also recorded as train/valid; they are left out",
+                           len(wanted & seen), part)
+        wanted -= seen
+        recorded = len(wanted)
+        tracks = [t for t in ds.tracks if track_key(t.track_id) in wanted]
+        found = len({track_key(t.track_id) for t in tracks})
+        if not tracks:
+            example = next(iter(sorted(wanted)), "none recorded")
+            raise ModelError(
+                f"none of the model's {recorded} {part} tracks is in {ds.root} (tracks are matched by genre folder "
+                f"and file name, e.g. {example}); give the folder the model was trained on, or evaluate a whole "
+                "folder of tracks it never saw without --part (part=None)"
+            )
+        if found < recorded:
+            logger.info("found %d of the model's %d %s tracks in %s", found, recorded, part, ds.root)
+        ds = Dataset(root=ds.root, tracks=tracks, genres=[g for g in ds.genres if any(t.genre == g for t in tracks)],
+                     skipped=ds.skipped)
+    fs = extract(ds, model.feature_config, n_jobs=n_jobs, progress=progress)
+    report = evaluate(model, fs)
+    report.part, report.part_found, report.part_recorded = part, found, recorded
+    return report

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import __version__
 from .config import SEED
-from .dataset import Dataset, make_split, scan, split_counts
+from .dataset import SPLIT_NAMES, Dataset, make_split, scan, split_counts
 from .errors import ModelError
 from .features import FeatureConfig, FeatureSet, extract
 from .models import FAMILIES, KERAS_FAMILIES, build_keras, check_family
@@ -208,7 +208,8 @@ def train(
         raise ModelError(f"{config.family} needs {FAMILIES[config.family]!r} features, not {fcfg.kind!r}")
     fs = extract(ds, fcfg, n_jobs=n_jobs, progress=progress)
     split, parts = split_features(fs, ds, config)
-    sizes = split_counts({t: p for t, p in split.items() if t in set(fs.track_ids)}, ds)
+    have = set(fs.track_ids.tolist())  # tracks that could not be decoded have no rows and drop out of every part
+    sizes = split_counts({t: p for t, p in split.items() if t in have}, ds)
     result_extra = {"data_root": str(ds.root), "manifest_hash": ds.manifest_hash(), "skipped": fs.skipped}
 
     def _run() -> TrainResult:
@@ -216,9 +217,13 @@ def train(
 
         callbacks = (tracking.keras_epoch_logger(),) if (log and config.family in KERAS_FAMILIES) else ()
         model, history = fit(parts["train"], parts["valid"], config, callbacks=callbacks)
+        # The split's own track lists travel with the model: `evaluate --part test` scores exactly these
+        # tracks (found in any folder by genre/stem), and never re-splits a folder.
         model.info.update({"split": config.split, "seed": config.seed, "test_size": config.test_size,
                            "valid_size": config.valid_size, "manifest_hash": ds.manifest_hash(),
-                           "genrelib_version": __version__})
+                           "genrelib_version": __version__,
+                           "split_tracks": {p: sorted(t for t, q in split.items() if q == p and t in have)
+                                            for p in SPLIT_NAMES}})
         res = TrainResult(model=model, history=history, split=split, split_sizes=sizes, features=fs,
                           extra=result_extra)
         if evaluate_test:

@@ -58,3 +58,42 @@ def write(tmp_path):
         return p
 
     return _write
+
+
+def gtzan_ids(genre: str, part: str, n: int) -> list[str]:
+    """The first ``n`` ids of ``genre`` in a fault-filtered list (``part``: train, valid, test), or, for
+    ``part="out"``, GTZAN names of ``genre`` that are in none of the lists (replicas, mislabelings)."""
+    from genrelib.dataset import gtzan_split_lists
+
+    lists = gtzan_split_lists()
+    if part == "out":
+        listed = {i for ids in lists.values() for i in ids}
+        ids = [f"{genre}/{genre}.{k:05d}.wav" for k in range(100) if f"{genre}/{genre}.{k:05d}.wav" not in listed]
+    else:
+        ids = [i for i in lists[part] if i.startswith(f"{genre}/")]
+    assert len(ids) >= n, (genre, part, n)
+    return ids[:n]
+
+
+@pytest.fixture
+def gtzan_tree(tmp_path):
+    """Write a tree of short synthetic clips under GTZAN file names: ``gtzan_tree({"metal": {"train": 2, "test": 1}})``.
+
+    Parts are ``train``, ``valid``, ``test`` (names from the fault-filtered lists) and ``out`` (GTZAN names in no
+    list). Returns the root; the clips are audibly different per genre (demo music), 3 s long.
+    """
+    from genrelib import demo
+
+    def _make(plan: dict[str, dict[str, int]], name: str = "gtzan", seconds: float = 3.0) -> Path:
+        root = tmp_path / name
+        for genre, parts in plan.items():
+            for part, n in parts.items():
+                for tid in gtzan_ids(genre, part, n):
+                    number = int(Path(tid).stem.split(".")[-1])
+                    y = demo.render(genre, seconds, seed=demo.track_seed(5, genre, number))
+                    path = root / tid
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    sf.write(path, y, 22050, subtype="PCM_16")
+        return root
+
+    return _make

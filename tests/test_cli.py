@@ -51,3 +51,20 @@ def test_train_bad_input_exit_codes(tmp_path, tiny_tree):
     r = subprocess.run([sys.executable, "-m", "genrelib.cli", "evaluate", "genre-classifier/77", str(tiny_tree)],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "not found in the tracking store" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_evaluate_reference_on_a_part_of_the_fault_filtered_split(gtzan_tree, capsys):
+    root = gtzan_tree({"classical": {"train": 2, "valid": 1, "test": 1, "out": 1}, "metal": {"test": 2}})
+    assert main(["evaluate", "reference", str(root), "--part", "test", "--no-log", "--jobs", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == [f"summary model on {root} (test part of its split): 3 tracks",
+                         f"found 3 of the model's 290 test tracks in {root}"]
+    assert main(["evaluate", "reference", str(root), "--part", "valid", "--no-log", "--jobs", "1"]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == f"found 1 of the model's 197 valid tracks in {root}"
+    # a part with none of its tracks in the folder: a one-line error that does not talk of making a split
+    only_test = gtzan_tree({"metal": {"test": 1}}, name="only_test")
+    r = subprocess.run([sys.executable, "-m", "genrelib.cli", "evaluate", "reference", str(only_test),
+                        "--part", "train", "--no-log"], capture_output=True, text=True)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert r.stderr.startswith("genrelib: error: ") and "none of the model's 443 train tracks" in r.stderr
+
