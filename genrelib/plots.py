@@ -167,8 +167,10 @@ def plot_confusion_matrix(cm: np.ndarray, genres: Sequence[str], *, normalize: b
     return _close(fig)
 
 
-def plot_history(history: Mapping[str, Sequence[float]], *, title: str = "Training curves"):
-    """Loss and accuracy per epoch, training and validation."""
+def plot_history(history: Mapping[str, Sequence[float]], *, title: str = "Training curves",
+                 loss_label: str = "cross-entropy"):
+    """Loss and accuracy per epoch, training and validation; ``loss_label`` names what the loss is made of
+    (:func:`genrelib.train.loss_label` of the model)."""
     import matplotlib.pyplot as plt
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
@@ -181,7 +183,7 @@ def plot_history(history: Mapping[str, Sequence[float]], *, title: str = "Traini
         ax.set_xlabel("epoch")
         ax.set_ylabel(key)
         ax.legend()
-    a1.set_title("loss (cross-entropy + L2)")
+    a1.set_title(f"loss ({loss_label})")
     a2.set_title("segment accuracy")
     fig.suptitle(title)
     return _close(fig)

@@ -213,7 +213,7 @@ def train(
     result_extra = {"data_root": str(ds.root), "manifest_hash": ds.manifest_hash(), "skipped": fs.skipped}
 
     def _run() -> TrainResult:
-        from . import plots, tracking
+        from . import tracking
 
         callbacks = (tracking.keras_epoch_logger(),) if (log and config.family in KERAS_FAMILIES) else ()
         model, history = fit(parts["train"], parts["valid"], config, callbacks=callbacks)
@@ -233,8 +233,7 @@ def train(
             tracking.log_dict(ds.manifest(), "data/manifest.json")
             tracking.log_metrics({f"tracks_{p}": sum(c.values()) for p, c in sizes.items()})
             if config.family in KERAS_FAMILIES:
-                tracking.log_figure(plots.plot_history(history, title=f"{config.family} training curves"),
-                                    "figures/training_curves.png")
+                tracking.log_figure(history_figure(model, history), "figures/training_curves.png")
                 tracking.log_text(summary_text(model), "model_summary.txt")
                 tracking.log_image(architecture_diagram(model.estimator), "figures/architecture.png")
                 tracking.log_metrics({"epochs_run": model.info["epochs_run"],
@@ -293,6 +292,35 @@ def summary_text(model: GenreModel) -> str:
     lines: list[str] = []
     model.estimator.summary(print_fn=lambda s, **kw: lines.append(s))
     return "\n".join(lines)
+
+
+def loss_label(model: object) -> str:
+    """What a Keras model's training loss is made of: ``"cross-entropy"``, plus the weight penalties its layers
+    add to it (``"cross-entropy + L2"`` for seed_cnn's L2-regularized kernels).
+
+    Parameters
+    ----------
+    model : keras.Model
+    """
+    penalties: set[str] = set()
+    layers = list(model.layers)
+    while layers:
+        layer = layers.pop()
+        layers += list(getattr(layer, "layers", []))  # nested models and blocks
+        for attr in ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "activity_regularizer"):
+            reg = getattr(layer, attr, None)
+            if reg is not None:
+                penalties.add(type(reg).__name__)
+    return " + ".join(["cross-entropy", *sorted(penalties)])
+
+
+def history_figure(model: GenreModel, history: dict):
+    """Training curves of a Keras model (loss and segment accuracy per epoch), the loss named as the model
+    computes it."""
+    from . import plots
+
+    return plots.plot_history(history, title=f"{model.family} training curves",
+                              loss_label=loss_label(model.estimator))
 
 
 def architecture_diagram(model):

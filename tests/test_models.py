@@ -101,3 +101,29 @@ def test_keras_families_standardize_input_and_keep_fresh_batchnorm_statistics(fa
     # and inference-mode predictions on the training rows are as good as with batch statistics
     acc_inference = float(np.mean(np.argmax(est(train.X[..., None], training=False), 1) == train.labels))
     assert acc_inference > 0.9
+
+
+def test_every_summary_candidate_logs_to_mlflow_and_loads_back():
+    # Issue 12 #16: on real data the summary family chose the calibrated SVM, whose skops file holds types
+    # genrelib did not trust; mlflow.sklearn.log_model failed after training and the model was lost.
+    import mlflow
+
+    from genrelib import tracking
+    from genrelib.features import FeatureConfig
+    from genrelib.models.base import GenreModel
+    from genrelib.models.summary import candidates
+    from genrelib.predict import load_model
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((60, 57)), np.repeat(np.arange(3), 20)
+    X[:, 0] += y  # learnable
+    tracking.setup()
+    for name, pipe in candidates(0, calibration_folds=3).items():
+        pipe.fit(X, y)
+        model = GenreModel("summary", ["a", "b", "c"], FeatureConfig(kind="summary"), pipe, {"chosen": name})
+        with tracking.start_run(f"log-{name}"):
+            logged = tracking.log_genre_model(model, register=False)
+        native = mlflow.sklearn.load_model(logged["native_uri"])
+        back = load_model(logged["model_uri"])
+        np.testing.assert_allclose(back.predict_proba(X), model.predict_proba(X), err_msg=name)
+        np.testing.assert_allclose(native.predict_proba(X), pipe.predict_proba(X), err_msg=name)

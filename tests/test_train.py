@@ -105,3 +105,18 @@ def test_load_model_errors(tmp_path):
     (tmp_path / "x").mkdir()
     with pytest.raises(ModelError, match="neither a genrelib model folder"):
         load_model(tmp_path / "x")
+
+
+@pytest.mark.parametrize("family,shape,loss", [("seed_cnn", (130, 16), "cross-entropy + L2"),
+                                               ("mel_cnn", (130, 32), "cross-entropy"),
+                                               ("crnn", (130, 32), "cross-entropy")])
+def test_training_curves_name_the_loss_the_model_minimizes(family, shape, loss):
+    from genrelib.models import build_keras
+    from genrelib.models.base import GenreModel
+    from genrelib.train import feature_config_for, history_figure
+
+    model = GenreModel(family, ["a", "b", "c"], feature_config_for(family), build_keras(family, shape, 3))
+    history = {"loss": [1.2, 0.9], "val_loss": [1.3, 1.0], "accuracy": [0.4, 0.6], "val_accuracy": [0.3, 0.5]}
+    fig = history_figure(model, history)
+    assert fig.axes[0].get_title() == f"loss ({loss})"
+    assert fig.get_suptitle() == f"{family} training curves"

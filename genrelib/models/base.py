@@ -21,7 +21,8 @@ from . import KERAS_FAMILIES, check_family
 logger = logging.getLogger(__name__)
 
 META = "genrelib-model.json"
-#: Types a summary-family skops file may contain besides those skops trusts by default.
+#: Types a summary-family skops file may contain besides those skops trusts by default: what the candidates of
+#: :func:`genrelib.models.summary.candidates` hold once fitted (every one is logged and loaded in the tests).
 SKOPS_TRUSTED = [
     "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
@@ -34,6 +35,9 @@ SKOPS_TRUSTED = [
     "sklearn._loss._loss.CyHalfBinomialLoss",
     "numpy.dtype",
     "builtins.bytes",
+    # the calibrated SVM candidates (Platt scaling on internal folds)
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
 ]
 
 
