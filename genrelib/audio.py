@@ -31,6 +31,12 @@ logger = logging.getLogger(__name__)
 
 #: Native-rate seconds decoded per block when streaming a file.
 BLOCK_SECONDS = 30.0
+#: Shortest file genrelib classifies (a sixth of a 3 s segment; shorter is an error, not a guess).
+MIN_SECONDS = 0.5
+#: Largest sample magnitude accepted. Decoded audio lies in [-1, 1]; float files may go a little over after
+#: mixing, but values of hundreds or more are integer-scaled samples stored as float, or garbage, and gave
+#: infinite features.
+MAX_PEAK = 16.0
 
 
 def _check_extension(path: Path) -> None:
@@ -71,6 +77,11 @@ def _open(path: Path) -> sf.SoundFile:
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: the file is empty (0 bytes); re-copy or re-download it")
     try:
+        with open(path, "rb"):
+            pass
+    except PermissionError as exc:
+        raise AudioError(f"{path}: permission denied; make it readable (chmod a+r) or run as its owner") from exc
+    try:
         f = sf.SoundFile(path)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise AudioError(
@@ -80,7 +91,26 @@ def _open(path: Path) -> sf.SoundFile:
     if f.frames == 0 or f.samplerate <= 0:
         f.close()
         raise AudioError(f"{path}: contains no audio samples; re-copy or re-encode it")
+    if f.frames < MIN_SECONDS * f.samplerate:
+        f.close()
+        raise AudioError(f"{path}: too short ({f.frames / f.samplerate:.3g} s); genrelib needs at least "
+                         f"{MIN_SECONDS:g} s of audio to classify")
+    if f.format == "OGG" and not _ogg_complete(path):
+        f.close()
+        raise AudioError(f"{path}: truncated: the Ogg stream has no end-of-stream page (the file was cut "
+                         "short); re-copy or re-download the file")
     return f
+
+
+def _ogg_complete(path: Path) -> bool:
+    """Whether the last Ogg page of the file carries the end-of-stream flag (a cut file's last page does not)."""
+    with open(path, "rb") as fh:
+        size = fh.seek(0, 2)
+        fh.seek(max(0, size - 65536))
+        tail = fh.read()
+    i = tail.rfind(b"OggS")
+    # page header: "OggS", version 0, header-type flags (0x04: end of stream)
+    return i >= 0 and len(tail) > i + 5 and tail[i + 4] == 0 and bool(tail[i + 5] & 0x04)
 
 
 def _expected_frames(path: Path, f: sf.SoundFile) -> int | None:
@@ -120,7 +150,13 @@ def stream(path: str | Path, *, sr: int = SR, block_seconds: float = BLOCK_SECON
     Raises
     ------
     AudioError
-        When the file is missing, empty, corrupt, truncated, silent or of an unsupported kind.
+        When the file is missing, empty, too short, corrupt, truncated, silent, of an unsupported kind, or
+        holds samples far outside [-1, 1] (see :data:`MAX_PEAK`).
+
+    Notes
+    -----
+    Leading silence is held back (counted, not yielded) until the first sound, so that a silent file fails
+    after decoding alone, before any window of it has been featurised.
     """
     import soxr
 
@@ -134,6 +170,7 @@ def stream(path: str | Path, *, sr: int = SR, block_seconds: float = BLOCK_SECON
         blocksize = max(1, int(block_seconds * native))
         read = 0
         peak = 0.0
+        silent_lead = 0  # samples of leading silence not yet passed on
         try:
             if fmt_mpeg:
                 # Sequential reads only: in mp3, even soundfile's position query (a seek to the current
@@ -146,10 +183,17 @@ def stream(path: str | Path, *, sr: int = SR, block_seconds: float = BLOCK_SECON
                 if not np.all(np.isfinite(y)):
                     raise AudioError(f"{path}: decodes to NaN or infinite samples; the file is corrupt")
                 peak = max(peak, float(np.abs(y).max(initial=0.0)))
-                if resampler is not None:
-                    y = resampler.resample_chunk(y, last=False)
-                if len(y):
-                    yield y
+                if peak > MAX_PEAK:
+                    raise AudioError(f"{path}: samples reach {peak:.0e}, while audio lies in [-1, 1]; the file "
+                                     "holds integer-scaled or garbage values as float: rescale it to [-1, 1]")
+                if peak == 0.0:
+                    silent_lead += len(y)
+                    continue
+                while silent_lead:  # the silence before the first sound, now that there is one
+                    n = min(silent_lead, blocksize)
+                    silent_lead -= n
+                    yield from _emit(np.zeros(n, np.float32), resampler)
+                yield from _emit(y, resampler)
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise AudioError(f"{path}: decoding failed after {read} samples ({exc}); the file is corrupt") from exc
         if resampler is not None:
@@ -165,6 +209,13 @@ def stream(path: str | Path, *, sr: int = SR, block_seconds: float = BLOCK_SECON
         )
     if peak == 0.0:
         raise AudioError(f"{path}: is silent (every sample is zero); nothing to classify")
+
+
+def _emit(y: np.ndarray, resampler) -> Iterator[np.ndarray]:
+    if resampler is not None:
+        y = resampler.resample_chunk(y, last=False)
+    if len(y):
+        yield y
 
 
 def load(path: str | Path, *, sr: int = SR) -> tuple[np.ndarray, int]:

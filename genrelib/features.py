@@ -611,9 +611,12 @@ def cache_path(dataset: Dataset, config: FeatureConfig, cache_dir: str | Path | 
 
 def _work(track: Track, config: FeatureConfig) -> tuple[Track, FileFeatures | None, str | None]:
     try:
-        return track, file_features(track.path, config), None
+        ff = file_features(track.path, config)
     except AudioError as exc:
         return track, None, str(exc)
+    if not np.isfinite(ff.X).all():  # never stored, whatever the cause
+        return track, None, f"{track.path}: its {config.kind} features are not finite (NaN or inf); check the audio"
+    return track, ff, None
 
 
 def extract(

@@ -10,12 +10,12 @@ from .conftest import sine
 def _tree(root, genres, n, write, ext=".wav"):
     for g in genres:
         for i in range(n):
-            write(f"{root}/{g}/{g}.{i:05d}{ext}", sine(200 + 50 * i, 0.3))
+            write(f"{root}/{g}/{g}.{i:05d}{ext}", sine(200 + 50 * i, 0.6))
 
 
 def test_genres_sorted_not_directory_order(tmp_path, write):
     for g in ["rock", "blues", "metal"]:  # created out of order
-        write(f"data/{g}/{g}.00000.wav", sine(seconds=0.2))
+        write(f"data/{g}/{g}.00000.wav", sine(seconds=0.6))
     ds = dataset.scan(tmp_path / "data")
     assert ds.genres == ["blues", "metal", "rock"]
     assert [ds.genres[label] for label in ds.labels()] == [t.genre for t in ds.tracks]
@@ -50,7 +50,7 @@ def test_scan_errors(tmp_path, write):
     with pytest.raises(DatasetError, match="does not exist"):
         dataset.scan(tmp_path / "missing")
     (tmp_path / "flat").mkdir()
-    write("flat/a.wav", sine(seconds=0.1))
+    write("flat/a.wav", sine(seconds=0.6))
     with pytest.raises(DatasetError, match="no genre folders"):
         dataset.scan(tmp_path / "flat")
     (tmp_path / "emptyg/blues").mkdir(parents=True)
@@ -84,7 +84,7 @@ def test_gtzan_lists_shipped_disjoint_with_license():
 def test_gtzan_split_matches_wav_and_au(tmp_path, write):
     for name in ["blues/blues.00012", "blues/blues.00029", "blues/blues.00000", "jazz/jazz.00054",
                  "jazz/jazz.00099"]:
-        write(f"g/genres/{name}.au", sine(seconds=0.1))
+        write(f"g/genres/{name}.au", sine(seconds=0.6))
     ds = dataset.scan(tmp_path / "g")
     split = dataset.gtzan_split(ds)
     assert split["blues/blues.00012.au"] == "test"
@@ -102,8 +102,8 @@ def test_gtzan_split_rejects_other_data(tmp_path, write):
 
 
 def test_find_audio(tmp_path, write):
-    write("x/a/one.flac", sine(seconds=0.1))
-    write("x/two.wav", sine(seconds=0.1))
+    write("x/a/one.flac", sine(seconds=0.6))
+    write("x/two.wav", sine(seconds=0.6))
     assert [p.name for p in dataset.find_audio([tmp_path / "x"])] == ["one.flac", "two.wav"]
     with pytest.raises(DatasetError, match="no such file"):
         dataset.find_audio([tmp_path / "nothing"])
