@@ -85,19 +85,43 @@ def _print_metrics(report) -> None:
               f"{m['f1_weighted']:>8.3f}   ({m['f1_macro']:.3f})")
 
 
+def _print_split_table(split_sizes: dict[str, dict[str, int]]) -> None:
+    parts = ("train", "valid", "test")
+    print("tracks per genre:")
+    print(f"  {'genre':<12}" + "".join(f"{p:>7}" for p in parts))
+    for genre in split_sizes["train"]:
+        print(f"  {genre:<12}" + "".join(f"{split_sizes[p][genre]:>7}" for p in parts))
+    print(f"  {'total':<12}" + "".join(f"{sum(split_sizes[p].values()):>7}" for p in parts))
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train import TrainConfig, train
 
     cfg = TrainConfig(family=args.model, epochs=args.epochs, split=args.split, seed=args.seed,
-                      class_weights=args.class_weights, patience=args.patience, batch_size=args.batch_size)
+                      class_weights=args.class_weights, patience=args.patience, batch_size=args.batch_size,
+                      force=args.force)
     res = train(args.data, cfg, n_jobs=args.jobs, register=not args.no_register, progress=sys.stderr.isatty())
     sizes = {p: sum(c.values()) for p, c in res.split_sizes.items()}
     print(f"run {res.run_id}: {args.model} on {res.extra['data_root']} "
           f"(tracks: train {sizes['train']}, valid {sizes['valid']}, test {sizes['test']}; split {args.split})")
-    if res.extra["skipped"]:
-        print(f"skipped {len(res.extra['skipped'])} unreadable files (listed in the run's data/manifest.json)")
-    print("test metrics (held-out tracks, never seen in training or model selection):")
-    _print_metrics(res.report)
+    _print_split_table(res.split_sizes)
+    left = res.extra["left_out"]
+    if left:
+        shown = ", ".join(left[:5]) + (", ..." if len(left) > 5 else "")
+        print(f"left out of the {args.split} split: {len(left)} track{'s' if len(left) > 1 else ''} "
+              f"in none of its lists: {shown}")
+    for problem in res.extra["split_problems"]:
+        print(f"trained anyway (--force): {problem}")
+    _print_skipped(res.extra["skipped"])
+    if res.model.info.get("still_improving"):
+        n = res.model.info["epochs_run"]
+        print(f"validation loss was still falling at the last epoch ({n}); more epochs would likely help: "
+              f"--epochs {2 * n}")
+    if res.report is None:
+        print("no test tracks: no test metrics")
+    else:
+        print("test metrics (held-out tracks, never seen in training or model selection):")
+        _print_metrics(res.report)
     if res.registered_version:
         print(f"registered as {REGISTERED}/{res.registered_version} (alias @{args.model.replace('_', '-')}); "
               f"model URI {res.model_uri}")
@@ -305,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--class-weights", action="store_true", help="weight genres inversely to their frequency")
     t.add_argument("--jobs", type=int, default=None, help="feature-extraction processes")
     t.add_argument("--no-register", action="store_true", help="do not register the model")
+    t.add_argument("--force", action="store_true",
+                   help="train even on a split that cannot give an honest test result (a genre with no training "
+                        "or test tracks, a test part under 10 tracks or 2 per genre: gtzan-ff on partial GTZAN)")
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("evaluate", help="segment and track metrics of a model on a labelled folder")

@@ -154,6 +154,11 @@ def log_params(params: dict) -> None:
     mlflow.log_params({k: ("None" if v is None else v) for k, v in params.items()})
 
 
+def set_tags(tags: dict) -> None:
+    """Set tags on the active run (values turned to strings)."""
+    mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
 def log_metrics(values: dict, step: int | None = None) -> None:
     """Log numeric metrics."""
     mlflow.log_metrics({k: float(v) for k, v in values.items()}, step=step)

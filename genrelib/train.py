@@ -19,7 +19,7 @@ import numpy as np
 from . import __version__
 from .config import SEED
 from .dataset import SPLIT_NAMES, Dataset, make_split, scan, split_counts
-from .errors import ModelError
+from .errors import DatasetError, ModelError
 from .features import FeatureConfig, FeatureSet, extract
 from .models import FAMILIES, KERAS_FAMILIES, build_keras, check_family
 from .models._blocks import adapt
@@ -51,6 +51,9 @@ class TrainConfig:
         ``random`` or ``gtzan-ff``.
     test_size, valid_size : float
         Random split: test share of all tracks, validation share of the rest.
+    force : bool
+        Train even when :func:`split_problems` finds the split unfit for an honest test result (a genre with
+        no training or no test tracks, a tiny test part); the problems are logged and kept in ``model.info``.
     """
 
     family: str = "seed_cnn"
@@ -63,6 +66,7 @@ class TrainConfig:
     split: str = "random"
     test_size: float = 0.2
     valid_size: float = 0.2
+    force: bool = False
 
     def __post_init__(self) -> None:
         check_family(self.family)
@@ -153,11 +157,84 @@ class TrainResult:
     extra: dict = field(default_factory=dict)
 
 
+#: A split other than ``random`` (whose sizes come from fixed lists, not from the data) needs at least this
+#: many test tracks, and this many of every genre, for its test accuracy to mean something.
+MIN_TEST_TRACKS = 10
+MIN_TEST_PER_GENRE = 2
+
+
+def split_problems(sizes: dict[str, dict[str, int]], *, kind: str = "random") -> list[str]:
+    """What keeps a split from giving an honest test result; empty when nothing does.
+
+    The rule: every genre of the data needs at least one training and one test track, and the validation
+    part must not be empty. For a split from fixed lists (``gtzan-ff``, on a folder that holds part of GTZAN),
+    the test part also needs at least :data:`MIN_TEST_TRACKS` tracks and :data:`MIN_TEST_PER_GENRE` of every
+    genre. A ``random`` split is stratified, keeps a track of every genre in every part and refuses genres of
+    fewer than 3 tracks (:func:`genrelib.dataset.random_split`); its test size is the user's ``test_size``.
+
+    Parameters
+    ----------
+    sizes : dict
+        Tracks per part and genre, as :func:`genrelib.dataset.split_counts` gives them.
+    kind : str
+        The split's kind.
+    """
+    genres = list(sizes["train"])
+    problems = []
+    for part, what in (("train", "training"), ("test", "test")):
+        missing = [g for g in genres if sizes[part][g] == 0]
+        if missing and len(missing) < len(genres):
+            problems.append(f"no {what} tracks for {', '.join(missing)}")
+        elif missing:
+            problems.append(f"no {what} tracks at all")
+    if not sum(sizes["valid"].values()):
+        problems.append("no validation tracks at all")
+    n_test = sum(sizes["test"].values())
+    few = [f"{g} {n}" for g, n in sizes["test"].items() if 0 < n < MIN_TEST_PER_GENRE]
+    if kind != "random" and n_test and (n_test < MIN_TEST_TRACKS or few):
+        problems.append(f"the test part has {n_test} tracks (an honest test part needs at least {MIN_TEST_TRACKS}, "
+                        f"and {MIN_TEST_PER_GENRE} of every genre{'; ' + ', '.join(few) if few else ''})")
+    return problems
+
+
+def check_split(split: dict[str, str], ds: Dataset, config: TrainConfig) -> list[str]:
+    """Refuse a split that cannot give an honest test result, unless ``config.force``; return its problems.
+
+    Raises
+    ------
+    DatasetError
+        When :func:`split_problems` finds problems and ``config.force`` is false, or, forced or not, when the
+        training or the validation part is empty. The message gives the tracks per genre and part, the tracks
+        left out of the split, and the fix.
+    """
+    sizes = split_counts(split, ds)
+    problems = split_problems(sizes, kind=config.split)
+    # With no training or no validation track at all there is nothing to fit or to stop on: forcing cannot help.
+    hopeless = not sum(sizes["train"].values()) or not sum(sizes["valid"].values())
+    if problems and (hopeless or not config.force):
+        per_genre = ", ".join(f"{g} {sizes['train'][g]}/{sizes['valid'][g]}/{sizes['test'][g]}" for g in ds.genres)
+        left = len(ds.tracks) - len(split)
+        left_text = (f"; {left} tracks of the folder are in none of the fault-filtered lists and are left out"
+                     if left and config.split != "random" else "")
+        fix = ("Use --split random (TrainConfig(split='random')) to split these tracks by genre, or --force "
+               "(TrainConfig(force=True)) to train on this split anyway")
+        if hopeless:
+            fix = ("Use --split random (TrainConfig(split='random')) to split these tracks by genre (--force cannot "
+                   "help: there is nothing to train or to validate on)")
+        raise DatasetError(
+            f"the {config.split} split of {ds.root} cannot give an honest test result: {'; '.join(problems)} "
+            f"(tracks per genre train/valid/test: {per_genre}{left_text}). {fix}"
+        )
+    return problems
+
+
 def split_features(fs: FeatureSet, ds: Dataset, config: TrainConfig) -> tuple[dict[str, str], dict[str, FeatureSet]]:
-    """The track split of ``config`` and the feature set cut along it."""
+    """The track split of ``config``, checked by :func:`check_split`, and the feature set cut along it."""
     split = make_split(ds, kind=config.split, seed=config.seed, test_size=config.test_size,
                        valid_size=config.valid_size)
     # Tracks that could not be decoded have no rows; they simply drop out of every part.
+    have = set(fs.track_ids.tolist())
+    check_split({t: p for t, p in split.items() if t in have}, ds, config)
     return split, fs.split(split)
 
 
@@ -206,11 +283,21 @@ def train(
     fcfg = feature_config or feature_config_for(config.family)
     if fcfg.kind != FAMILIES[config.family]:
         raise ModelError(f"{config.family} needs {FAMILIES[config.family]!r} features, not {fcfg.kind!r}")
+    split = make_split(ds, kind=config.split, seed=config.seed, test_size=config.test_size,
+                       valid_size=config.valid_size)
+    check_split(split, ds, config)  # refuse before any feature extraction or fitting
+    left_out = [t.track_id for t in ds.tracks if t.track_id not in split]
+    if left_out:
+        logger.info("%s split: %d tracks are in no part and are left out", config.split, len(left_out))
     fs = extract(ds, fcfg, n_jobs=n_jobs, progress=progress)
-    split, parts = split_features(fs, ds, config)
     have = set(fs.track_ids.tolist())  # tracks that could not be decoded have no rows and drop out of every part
+    problems = check_split({t: p for t, p in split.items() if t in have}, ds, config)
+    if problems:
+        logger.warning("training anyway (force): %s", "; ".join(problems))
+    parts = fs.split(split)
     sizes = split_counts({t: p for t, p in split.items() if t in have}, ds)
-    result_extra = {"data_root": str(ds.root), "manifest_hash": ds.manifest_hash(), "skipped": fs.skipped}
+    result_extra = {"data_root": str(ds.root), "manifest_hash": ds.manifest_hash(), "skipped": fs.skipped,
+                    "left_out": left_out, "split_problems": problems}
 
     def _run() -> TrainResult:
         from . import tracking
@@ -223,15 +310,21 @@ def train(
                            "valid_size": config.valid_size, "manifest_hash": ds.manifest_hash(),
                            "genrelib_version": __version__,
                            "split_tracks": {p: sorted(t for t, q in split.items() if q == p and t in have)
-                                            for p in SPLIT_NAMES}})
+                                            for p in SPLIT_NAMES},
+                           "split_left_out": len(left_out), "split_problems": problems})
+        if model.is_keras:
+            # Early stopping never triggered and the last epoch was the best: the validation loss was still
+            # falling, so the run stopped at --epochs rather than at a minimum.
+            model.info["still_improving"] = bool(model.info["best_epoch"] == model.info["epochs_run"] == config.epochs)
         res = TrainResult(model=model, history=history, split=split, split_sizes=sizes, features=fs,
                           extra=result_extra)
-        if evaluate_test:
+        if evaluate_test and len(parts["test"]):  # (empty only when forced)
             res.report = ev.evaluate(model, parts["test"])
         if log:
             tracking.log_dict({"split": split, "sizes": sizes}, "data/split.json")
             tracking.log_dict(ds.manifest(), "data/manifest.json")
-            tracking.log_metrics({f"tracks_{p}": sum(c.values()) for p, c in sizes.items()})
+            tracking.log_metrics({**{f"tracks_{p}": sum(c.values()) for p, c in sizes.items()},
+                                  "tracks_left_out": len(left_out)})
             if config.family in KERAS_FAMILIES:
                 tracking.log_figure(history_figure(model, history), "figures/training_curves.png")
                 tracking.log_text(summary_text(model), "model_summary.txt")
@@ -239,6 +332,7 @@ def train(
                 tracking.log_metrics({"epochs_run": model.info["epochs_run"],
                                       "best_epoch": model.info["best_epoch"],
                                       "train_seconds": model.info["train_seconds"]})
+                tracking.set_tags({"genrelib.still_improving": str(model.info["still_improving"]).lower()})
             else:
                 tracking.log_metrics({f"valid_accuracy_{k}": v
                                       for k, v in model.info["validation_accuracy"].items()})
@@ -277,8 +371,15 @@ def describe(result: TrainResult):
     if result.model.is_keras:
         facts.update({"epochs run": info["epochs_run"], "best epoch": info["best_epoch"],
                       "training seconds": round(info["train_seconds"], 1)})
+        if info.get("still_improving"):
+            facts["still improving"] = (f"yes: validation loss was still falling at the last epoch "
+                                        f"({info['epochs_run']}); more epochs would likely help")
     else:
         facts["chosen estimator"] = info["chosen"]
+    if result.extra.get("left_out"):
+        facts["tracks left out of the split"] = len(result.extra["left_out"])
+    if result.extra.get("split_problems"):
+        facts["split problems (trained anyway, force)"] = "; ".join(result.extra["split_problems"])
     if result.report is not None:
         facts["test accuracy per segment"] = round(result.report.segment.metrics["accuracy"], 4)
         facts["test accuracy per track"] = round(result.report.track.metrics["accuracy"], 4)

@@ -63,8 +63,62 @@ def test_evaluate_reference_on_a_part_of_the_fault_filtered_split(gtzan_tree, ca
     assert capsys.readouterr().out.splitlines()[1] == f"found 1 of the model's 197 valid tracks in {root}"
     # a part with none of its tracks in the folder: a one-line error that does not talk of making a split
     only_test = gtzan_tree({"metal": {"test": 1}}, name="only_test")
-    r = subprocess.run([sys.executable, "-m", "genrelib.cli", "evaluate", "reference", str(only_test),
-                        "--part", "train", "--no-log"], capture_output=True, text=True)
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
-    assert r.stderr.startswith("genrelib: error: ") and "none of the model's 443 train tracks" in r.stderr
+    assert main(["evaluate", "reference", str(only_test), "--part", "train", "--no-log"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("genrelib: error: none of the model's 443 train tracks is in ")
+    assert len(err.strip().splitlines()) == 1 and "split" not in err.split(";")[0]
 
+
+
+def test_train_gtzan_ff_on_partial_gtzan_refused_unless_forced(gtzan_tree, capsys):
+    import mlflow
+
+    from genrelib.predict import load_model
+
+    from .conftest import gtzan_ids
+    from .test_train import SMALL_TEST_PART
+
+    root = gtzan_tree(SMALL_TEST_PART)
+    (root / "metal" / "broken.wav").write_bytes(b"RIFF not really audio")
+    args = ["train", str(root), "--model", "seed_cnn", "--epochs", "1", "--split", "gtzan-ff", "--no-register",
+            "--jobs", "1"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("genrelib: error: the gtzan-ff split of ") and len(err.strip().splitlines()) == 1
+    assert "the test part has 4 tracks" in err and "Use --split random" in err and "--force" in err
+    assert main([*args, "--force"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("run ") and lines[0].endswith("(tracks: train 6, valid 3, test 4; split gtzan-ff)")
+    broken_reason = dict(dataset_skipped(root))["metal/broken.wav"]
+    assert lines[1:14] == [
+        "tracks per genre:",
+        "  genre         train  valid   test",
+        "  classical         2      1      1",
+        "  metal             2      1      2",
+        "  reggae            2      1      1",
+        "  total             6      3      4",
+        f"left out of the gtzan-ff split: 1 track in none of its lists: {gtzan_ids('classical', 'out', 1)[0]}",
+        "trained anyway (--force): the test part has 4 tracks (an honest test part needs at least 10, and 2 of "
+        "every genre; classical 1, reggae 1)",
+        "skipped 1 files:",
+        f"  metal/broken.wav: {broken_reason}",
+        "validation loss was still falling at the last epoch (1); more epochs would likely help: --epochs 2",
+        "test metrics (held-out tracks, never seen in training or model selection):",
+        "            accuracy  precision   recall      F1   (weighted; macro F1)",
+    ]
+    run_id = lines[0].split()[1].rstrip(":")
+    run = mlflow.get_run(run_id)
+    assert run.data.tags["genrelib.still_improving"] == "true" and run.data.params["train.force"] == "True"
+    assert run.data.metrics["tracks_left_out"] == 1
+    # the model keeps what was forced, and the tracks of each part (the fault-filtered ones present)
+    info = load_model(f"runs:/{run_id}/model").info
+    assert info["still_improving"] is True and info["split_left_out"] == 1
+    assert info["split_problems"][0].startswith("the test part has 4 tracks")
+    assert sorted(info["split_tracks"]["test"]) == sorted(
+        gtzan_ids("classical", "test", 1) + gtzan_ids("metal", "test", 2) + gtzan_ids("reggae", "test", 1))
+
+
+def dataset_skipped(root):
+    from genrelib.dataset import scan
+
+    return scan(root).skipped

@@ -25,6 +25,9 @@ def _parts(res):
 
 def test_training_records_the_tracks_of_each_part(trained):
     assert trained.model.info["split_tracks"] == _parts(trained)
+    # a random split keeps a track of every genre in every part; its size is the user's test_size: no problems
+    assert trained.extra["split_problems"] == [] and trained.extra["left_out"] == []
+    assert "still_improving" not in trained.model.info  # (a Keras family's flag)
 
 
 def test_test_part_of_another_folder_holds_only_the_models_test_tracks(trained, tiny_tree, tmp_path):

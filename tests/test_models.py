@@ -77,6 +77,15 @@ def _dB_like_features(n_per_class=160, n_classes=4, frames=32, bands=32, seed=0)
                       np.array([genres[c] for c in labels]), genres, cfg)
 
 
+def test_every_keras_family_keeps_batchnorm_statistics_with_momentum_0_9():
+    import keras
+
+    for family, shape in (("seed_cnn", (130, 16)), ("mel_cnn", (130, 128)), ("crnn", (130, 128))):
+        bns = [layer for layer in build_keras(family, shape, 4).layers
+               if isinstance(layer, keras.layers.BatchNormalization)]
+        assert bns and all(layer.momentum == 0.9 for layer in bns), family
+
+
 @pytest.mark.parametrize("family", ["mel_cnn", "crnn"])
 def test_keras_families_standardize_input_and_keep_fresh_batchnorm_statistics(family):
     # Issue 13: mel_cnn kept Keras' batch-norm momentum 0.99 and a one-scalar input batch norm; on real data its

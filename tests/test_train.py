@@ -8,7 +8,9 @@ from genrelib import dataset, features, tracking
 from genrelib.errors import ModelError
 from genrelib.evaluate import evaluate_folder
 from genrelib.predict import Predictor, load_model, predict_file
-from genrelib.train import TrainConfig, train
+from genrelib.train import TrainConfig, describe, train
+
+from .conftest import SHARED, needs_shared
 
 FAMILIES = ["seed_cnn", "mel_cnn", "crnn", "summary"]
 
@@ -120,3 +122,62 @@ def test_training_curves_name_the_loss_the_model_minimizes(family, shape, loss):
     fig = history_figure(model, history)
     assert fig.axes[0].get_title() == f"loss ({loss})"
     assert fig.get_suptitle() == f"{family} training curves"
+
+
+SMALL_TEST_PART = {"classical": {"train": 2, "valid": 1, "test": 1, "out": 1},
+                   "metal": {"train": 2, "valid": 1, "test": 2},
+                   "reggae": {"train": 2, "valid": 1, "test": 1}}
+
+
+def test_gtzan_ff_on_partial_gtzan_is_refused_before_any_work(gtzan_tree, monkeypatch):
+    import genrelib.train as train_module
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("features were extracted (or a model fitted) before the split was checked")
+
+    monkeypatch.setattr(train_module, "extract", no_work)
+    monkeypatch.setattr(train_module, "fit", no_work)
+    gaps = gtzan_tree({"classical": {"train": 2, "valid": 1, "test": 1, "out": 1},
+                       "metal": {"valid": 1, "test": 2},
+                       "reggae": {"train": 2, "valid": 1, "out": 1}}, name="gaps")
+    with pytest.raises(dataset.DatasetError) as err:
+        train(gaps, TrainConfig(family="summary", split="gtzan-ff"), log=False, n_jobs=1)
+    msg = str(err.value)
+    assert "no training tracks for metal" in msg and "no test tracks for reggae" in msg
+    assert "classical 2/1/1, metal 0/1/2, reggae 2/1/0" in msg
+    assert "2 tracks of the folder are in none of the fault-filtered lists" in msg
+    assert "--split random" in msg and "--force" in msg
+    small = gtzan_tree(SMALL_TEST_PART, name="small")
+    with pytest.raises(dataset.DatasetError, match=r"the test part has 4 tracks \(an honest test part needs at "
+                                                   r"least 10, and 2 of every genre; classical 1, reggae 1\)"):
+        train(small, TrainConfig(family="summary", split="gtzan-ff"), log=False, n_jobs=1)
+
+
+def test_describe_says_what_was_forced_left_out_and_still_improving():
+    from genrelib.models.base import GenreModel
+    from genrelib.train import TrainResult, feature_config_for
+
+    info = {"train_rows": 60, "valid_rows": 30, "epochs_run": 30, "best_epoch": 30, "train_seconds": 12.0,
+            "still_improving": True}
+    sizes = {p: {"metal": n} for p, n in (("train", 6), ("valid", 3), ("test", 4))}
+    res = TrainResult(model=GenreModel("seed_cnn", ["metal"], feature_config_for("seed_cnn"), None, info),
+                      history={}, split={}, split_sizes=sizes, features=None,
+                      extra={"left_out": ["metal/metal.00004.wav"], "split_problems": ["the test part has 4 tracks"]})
+    table = describe(res)["value"]
+    assert table["tracks left out of the split"] == "1"
+    assert table["split problems (trained anyway, force)"] == "the test part has 4 tracks"
+    assert table["still improving"] == ("yes: validation loss was still falling at the last epoch (30); "
+                                        "more epochs would likely help")
+    res.model.info["still_improving"] = False
+    res.extra = {}
+    assert {"still improving", "tracks left out of the split"}.isdisjoint(describe(res).index)
+
+
+@needs_shared()
+def test_gtzan_ff_on_the_shared_train_tracks_is_refused():
+    # 46 real tracks, all from the fault-filtered TRAIN list: nothing to validate or test on
+    with pytest.raises(dataset.DatasetError, match=r"no test tracks at all; no validation tracks at all \(tracks "
+                                                   r"per genre train/valid/test: country 3/0/0, disco 1/0/0"):
+        train(SHARED / "ff_train", TrainConfig(family="summary", split="gtzan-ff"), log=False)
+    with pytest.raises(dataset.DatasetError, match="--force cannot help: there is nothing to train or to validate"):
+        train(SHARED / "ff_train", TrainConfig(family="summary", split="gtzan-ff", force=True), log=False)
