@@ -65,7 +65,7 @@ def _cmd_features(args: argparse.Namespace) -> int:
     fs = extract(ds, cfg, n_jobs=args.jobs, cache_dir=args.cache_dir, use_cache=not args.no_cache,
                  progress=sys.stderr.isatty())
     out = Path(args.out)
-    if args.kind == "summary":
+    if cfg.per_window:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.part")
         fs.table().to_csv(tmp, index=False)
@@ -307,8 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("features", help="extract features of a data folder (cached)")
     f.add_argument("root", help="data folder laid out <root>/<genre>/<file>")
-    f.add_argument("--kind", choices=["mfcc", "mel", "summary"], default="mfcc")
-    f.add_argument("--out", required=True, help="output file: .npz for mfcc/mel, .csv for summary")
+    f.add_argument("--kind", choices=["mfcc", "mel", "summary", "musicnn"], default="mfcc",
+                   help="mfcc (default), mel, summary (the GTZAN table's 57 columns) or musicnn (pretrained "
+                        "embeddings and tags)")
+    f.add_argument("--out", required=True, help="output file: .csv for summary and musicnn, else .npz")
     f.add_argument("--n-mfcc", type=int, default=16, help="MFCCs per frame (mfcc kind; default 16)")
     f.add_argument("--n-mels", type=int, default=128, help="mel bands (mel kind; default 128)")
     f.add_argument("--jobs", type=int, default=None, help="worker processes (default: all CPUs)")
@@ -319,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model, evaluate it on held-out tracks, log and register it")
     t.add_argument("data", help="data folder laid out <root>/<genre>/<file>")
-    t.add_argument("--model", required=True, choices=["seed_cnn", "mel_cnn", "crnn", "summary"])
+    t.add_argument("--model", required=True, choices=["seed_cnn", "mel_cnn", "crnn", "summary", "musicnn"])
     t.add_argument("--epochs", type=int, default=30, help="most epochs (early stopping on validation loss)")
     t.add_argument("--split", choices=["random", "gtzan-ff"], default="random",
                    help="random: stratified by genre, by track; gtzan-ff: GTZAN's fault-filtered split")

@@ -6,6 +6,9 @@ Three kinds, each described by a frozen :class:`FeatureConfig` that is logged an
     The original notebook's input: MFCCs (n_fft 2048, hop 512) of 3 s segments, shape ``(130, n_mfcc)``.
 ``mel``
     Log-mel spectrogram segments in dB, shape ``(130, n_mels)``.
+``musicnn``
+    Per 30 s window, the mean over its 3 s patches of the pretrained musicnn network's 200-d penultimate
+    embedding and its 50 tag probabilities (:mod:`genrelib.musicnn`), one row of 250 per window.
 ``summary``
     The 57 track-level statistics of the widely used GTZAN feature table (``features_30_sec.csv``), one
     row per 30 s window, with the table's exact column names (:data:`SUMMARY_COLUMNS`).
@@ -38,7 +41,7 @@ from .errors import AudioError, FeatureError
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("mfcc", "mel", "summary")
+KINDS = ("mfcc", "mel", "summary", "musicnn")
 
 _BASE_STATS = ["chroma_stft", "rms", "spectral_centroid", "spectral_bandwidth", "rolloff", "zero_crossing_rate",
                "harmony", "perceptr"]
@@ -56,7 +59,7 @@ class FeatureConfig:
 
     Attributes
     ----------
-    kind : {"mfcc", "mel", "summary"}
+    kind : {"mfcc", "mel", "summary", "musicnn"}
     sr : int
         Sample rate signals are converted to.
     n_fft, hop_length : int
@@ -84,6 +87,11 @@ class FeatureConfig:
         default, as the notebook's MFCCs were): spectral holes that a codec leaves then sit at the same floor
         as quiet bands of the original instead of at -100 dB. None: no clipping.
 
+    embedding_model : str or None
+        The pretrained network of the ``musicnn`` kind (:data:`genrelib.musicnn.MODELS`); None for other kinds.
+    patch_hop : float or None
+        Step in seconds between the 3 s patches of the ``musicnn`` kind; None: no overlap.
+
     Configurations saved before ``fmax`` and ``top_db`` existed read back with what they meant then
     (full band; clipping for ``mfcc`` only), so older models keep getting the features they were trained on.
     ``summary`` features follow the GTZAN table's definition and ignore both (stored as None).
@@ -101,11 +109,25 @@ class FeatureConfig:
     hpss_kernel: int = 31
     fmax: float | None = 8000.0
     top_db: float | None = 80.0
+    embedding_model: str | None = "MSD_musicnn"
+    patch_hop: float | None = None
 
     def __post_init__(self) -> None:
-        if self.kind == "summary":  # the table's definition: full band, librosa defaults
+        # Fields a kind does not use are stored as None, so equal features have equal configurations.
+        if self.kind in ("summary", "musicnn"):  # the table's definition; musicnn has its own fixed front end
             object.__setattr__(self, "fmax", None)
             object.__setattr__(self, "top_db", None)
+        if self.kind != "musicnn":
+            object.__setattr__(self, "embedding_model", None)
+            object.__setattr__(self, "patch_hop", None)
+        else:
+            from .musicnn import MODELS
+
+            if self.embedding_model not in MODELS:
+                raise FeatureError(f"unknown embedding model {self.embedding_model!r}; use one of "
+                                   f"{', '.join(MODELS)}")
+            if self.patch_hop is not None and not 0 < float(self.patch_hop) <= 3.0:
+                raise FeatureError(f"patch_hop must be in (0, 3] seconds or None, got {self.patch_hop!r}")
         if self.fmax is not None and not 0 < float(self.fmax) <= self.sr / 2:
             raise FeatureError(f"fmax must be in (0, sr/2 = {self.sr / 2:g}] Hz or None, got {self.fmax!r}")
         if self.top_db is not None and float(self.top_db) <= 0:
@@ -148,13 +170,28 @@ class FeatureConfig:
         return int(round(self.window_seconds / self.segment_seconds))
 
     @property
+    def per_window(self) -> bool:
+        """Whether a row is a whole window (``summary``, ``musicnn``) rather than a 3 s segment."""
+        return self.kind in ("summary", "musicnn")
+
+    @property
     def row_shape(self) -> tuple[int, ...]:
-        """Shape of one row of ``X``: a segment's ``(frames, coefficients)`` or ``(57,)`` for summary."""
+        """Shape of one row of ``X``: a segment's ``(frames, coefficients)``, ``(57,)`` for summary, ``(250,)``
+        (200 embedding values and 50 tags) for musicnn."""
         if self.kind == "mfcc":
             return (self.segment_frames, self.n_mfcc)
         if self.kind == "mel":
             return (self.segment_frames, self.n_mels)
+        if self.kind == "musicnn":
+            return (len(musicnn_columns(self.embedding_model)),)
         return (len(SUMMARY_COLUMNS),)
+
+
+def musicnn_columns(model: str = "MSD_musicnn") -> list[str]:
+    """Names of a ``musicnn`` row's values: ``emb000`` ... ``emb199``, then ``tag:<name>`` for each tag."""
+    from .musicnn import N_EMBED, TAGS
+
+    return [f"emb{i:03d}" for i in range(N_EMBED)] + [f"tag:{t}" for t in TAGS[model]]
 
 
 # ------------------------------------------------------------------------------------ pure functions
@@ -399,10 +436,16 @@ def window_features(y: np.ndarray, sr: int, config: FeatureConfig) -> np.ndarray
     Returns
     -------
     X : np.ndarray
-        ``(n_segments, frames, coefficients)`` float32 for ``mfcc``/``mel``; ``(57,)`` float64 for ``summary``.
+        ``(n_segments, frames, coefficients)`` float32 for ``mfcc``/``mel``; ``(57,)`` float64 for ``summary``;
+        ``(250,)`` float32 for ``musicnn`` (means over the window's 3 s patches).
     """
     if config.kind == "summary":
         return summary(y, sr, n_fft=config.n_fft, hop_length=config.hop_length, hpss_kernel=config.hpss_kernel)
+    if config.kind == "musicnn":
+        from . import musicnn
+
+        emb, tags = musicnn.embed(y, sr, model=config.embedding_model, hop_seconds=config.patch_hop)
+        return np.concatenate([emb.mean(axis=0), tags.mean(axis=0)]).astype(np.float32)
     segs = audio.windows(y, sr, seconds=config.segment_seconds, min_fraction=config.min_fraction, pad=True)
     kw = {"n_fft": config.n_fft, "hop_length": config.hop_length, "n_mels": config.n_mels, "fmax": config.fmax,
           "top_db": config.top_db}
@@ -442,7 +485,7 @@ def file_features(path: str | Path, config: FeatureConfig, *, hop_seconds: float
                                                       hop_seconds=hop_seconds, min_fraction=config.min_fraction,
                                                       pad=False)):
         X = window_features(y, config.sr, config)
-        if config.kind == "summary":
+        if config.per_window:
             X = X[None, :]
         rows.append(X.astype(np.float32))
         win += [w] * len(X)
@@ -458,7 +501,7 @@ def file_features(path: str | Path, config: FeatureConfig, *, hop_seconds: float
 
 @dataclass
 class FeatureSet:
-    """Features of many tracks: one row per segment (``mfcc``, ``mel``) or per window (``summary``).
+    """Features of many tracks: one row per segment (``mfcc``, ``mel``) or per window (``summary``, ``musicnn``).
 
     Attributes
     ----------
@@ -546,12 +589,15 @@ class FeatureSet:
                 from exc
 
     def table(self) -> "pandas.DataFrame":  # noqa: F821
-        """Summary features as a table: ``filename``, ``window``, the 57 columns, ``label``."""
+        """Per-window features as a table: ``filename``, ``window``, the named columns (the 57 of the GTZAN
+        table for ``summary``; :func:`musicnn_columns` for ``musicnn``), ``label``."""
         import pandas as pd
 
-        if self.config.kind != "summary":
-            raise FeatureError(f"a table needs summary features, this set is {self.config.kind!r}")
-        df = pd.DataFrame(self.X.astype(np.float64), columns=SUMMARY_COLUMNS)
+        if not self.config.per_window:
+            raise FeatureError(f"a table needs per-window features (summary or musicnn), this set is "
+                               f"{self.config.kind!r}")
+        columns = SUMMARY_COLUMNS if self.config.kind == "summary" else musicnn_columns(self.config.embedding_model)
+        df = pd.DataFrame(self.X.astype(np.float64), columns=columns)
         df.insert(0, "filename", [Path(t).name for t in self.track_ids])
         df.insert(1, "window", self.window)
         df["label"] = self.row_genres
@@ -640,7 +686,7 @@ def extract(
     config : FeatureConfig, optional
         Default ``FeatureConfig()`` (the original notebook's MFCC segments).
     n_jobs : int, optional
-        Worker processes; default the number of CPUs. 1 runs in this process.
+        Worker processes; default the number of CPUs. 1 runs in this process (always for ``musicnn``).
     cache_dir : path, optional
         Default :func:`default_cache_dir`.
     use_cache : bool
@@ -666,6 +712,10 @@ def extract(
         logger.info("reading cached features %s", path)
         return FeatureSet.load(path)
     n_jobs = n_jobs or os.cpu_count() or 1
+    if config.kind == "musicnn":
+        # One network in this process runs on every core; each worker process would load TensorFlow and the
+        # network again (seconds and hundreds of MB each).
+        n_jobs = 1
     n_jobs = max(1, min(n_jobs, len(dataset.tracks)))
     results: dict[str, FileFeatures] = {}
     skipped = list(dataset.skipped)

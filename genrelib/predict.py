@@ -2,7 +2,7 @@
 
 Each song is streamed in 30 s windows (hop configurable; a short song is one window). For the CNN families each
 window is cut into 3 s segments; a window's probabilities are the mean log-probability of its segments, and the
-song's the mean log-probability of all its segments (of all its windows for the summary family). The model's
+song's the mean log-probability of all its segments (of all its windows for the summary and musicnn families). The model's
 own feature configuration travels with it, so prediction extracts exactly the features it was trained on.
 """
 
@@ -126,7 +126,7 @@ def predict_file(model, path: str | Path, *, hop_seconds: float | None = None) -
     for start, y in audio.load_windows(path, sr=cfg.sr, seconds=cfg.window_seconds, hop_seconds=hop_seconds,
                                        min_fraction=cfg.min_fraction, pad=False):
         X = window_features(y, cfg.sr, cfg)
-        pending.append(X[None, :] if cfg.kind == "summary" else X)
+        pending.append(X[None, :] if cfg.per_window else X)
         starts.append(start)
         if len(pending) >= BATCH_WINDOWS:
             flush()

@@ -216,7 +216,7 @@ def _pins(names: list[str]) -> list[str]:
 def requirements(family: str) -> list[str]:
     """Pinned pip requirements of a model of ``family`` (genrelib itself travels as code with the model)."""
     base = ["numpy", "scipy", "pandas", "librosa", "soundfile", "soxr", "scikit-learn", "skops", "mlflow", "tqdm"]
-    if family != "summary":
+    if family != "summary":  # Keras families, and musicnn's embedding network
         base += ["tensorflow-cpu", "keras"]
     return _pins(base)
 

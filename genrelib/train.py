@@ -35,7 +35,7 @@ class TrainConfig:
     Attributes
     ----------
     family : str
-        ``seed_cnn``, ``mel_cnn``, ``crnn`` or ``summary``.
+        ``seed_cnn``, ``mel_cnn``, ``crnn``, ``summary`` or ``musicnn``.
     epochs : int
         Upper bound on epochs (Keras families); early stopping usually ends sooner.
     batch_size : int
@@ -93,7 +93,7 @@ def fit(train: FeatureSet, valid: FeatureSet, config: TrainConfig, *, callbacks:
     model : GenreModel
     history : dict
         Per-epoch ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy`` (Keras families), or the validation
-        accuracy of every candidate (summary family).
+        accuracy of every candidate (summary and musicnn families).
     """
     if FAMILIES[config.family] != train.config.kind:
         raise ModelError(f"{config.family} trains on {FAMILIES[config.family]!r} features, got {train.config.kind!r}")
@@ -104,13 +104,14 @@ def fit(train: FeatureSet, valid: FeatureSet, config: TrainConfig, *, callbacks:
     y_train, y_valid = train.labels, valid.labels
     n_classes = len(genres)
     info = {"train_rows": len(train), "valid_rows": len(valid)}
-    if config.family == "summary":
-        from .models.summary import select
+    if config.family not in KERAS_FAMILIES:  # a scikit-learn pipeline chosen on validation
+        import importlib
 
+        select = importlib.import_module(f".models.{config.family}", __package__).select
         name, est, scores = select(train.X, y_train, valid.X, y_valid, seed=config.seed)
         info.update({"chosen": name, "validation_accuracy": scores})
         history = {f"val_accuracy_{k}": [v] for k, v in scores.items()}
-        return GenreModel("summary", genres, train.config, est, info), history
+        return GenreModel(config.family, genres, train.config, est, info), history
 
     import keras
 
@@ -136,9 +137,11 @@ def fit(train: FeatureSet, valid: FeatureSet, config: TrainConfig, *, callbacks:
     return GenreModel(config.family, genres, train.config, model, info), history
 
 
-def feature_config_for(family: str, **overrides) -> FeatureConfig:
-    """The default feature configuration a family trains on."""
-    return FeatureConfig(kind=FAMILIES[check_family(family)], **overrides)
+def feature_config_for(family: str, *, kind: str = "", **overrides) -> FeatureConfig:
+    """The feature configuration a family trains on: the family's kind (:data:`genrelib.models.FAMILIES`), or
+    ``kind`` when one is given (``""``: the family's), and ``overrides`` of the other fields."""
+    family_kind = FAMILIES[check_family(family)]
+    return FeatureConfig(kind=kind or family_kind, **overrides)
 
 
 @dataclass

@@ -7,6 +7,7 @@ seed_cnn    mfcc segments the original student notebook's CNN (86,314 parameters
 mel_cnn     mel segments  a compact fully-convolutional CNN after Choi, Fazekas & Sandler (2016)
 crnn        mel segments  convolutional recurrent network after Choi et al. (2017)
 summary     summary rows  scikit-learn pipeline on the 57 GTZAN table features
+musicnn     musicnn rows  scikit-learn head on pretrained musicnn embeddings (Pons & Serra 2019)
 =========== ============= ==================================================================
 """
 
@@ -15,8 +16,11 @@ from __future__ import annotations
 from ..errors import ModelError
 
 #: Feature kind each family is trained on.
-FAMILIES: dict[str, str] = {"seed_cnn": "mfcc", "mel_cnn": "mel", "crnn": "mel", "summary": "summary"}
+FAMILIES: dict[str, str] = {"seed_cnn": "mfcc", "mel_cnn": "mel", "crnn": "mel", "summary": "summary",
+                             "musicnn": "musicnn"}
 KERAS_FAMILIES = ("seed_cnn", "mel_cnn", "crnn")
+#: Families whose estimator is a scikit-learn pipeline chosen on validation (module with ``select``).
+SKLEARN_FAMILIES = ("summary", "musicnn")
 
 
 def check_family(name: str) -> str:

@@ -45,10 +45,16 @@ def select(X_train: np.ndarray, y_train: np.ndarray, X_valid: np.ndarray, y_vali
     scores : dict
         Validation accuracy of every candidate.
     """
+    return select_among(candidates, X_train, y_train, X_valid, y_valid, seed=seed)
+
+
+def select_among(make_candidates, X_train: np.ndarray, y_train: np.ndarray, X_valid: np.ndarray,
+                 y_valid: np.ndarray, *, seed: int = 42) -> tuple[str, object, dict[str, float]]:
+    """:func:`select` over the pipelines ``make_candidates(seed, calibration_folds=k)`` returns."""
     scores, fitted = {}, {}
     # The SVM's probability calibration needs at least 2 training examples of every genre per fold.
     folds = int(min(3, np.bincount(y_train)[np.unique(y_train)].min()))
-    for name, pipe in candidates(seed, calibration_folds=folds).items():
+    for name, pipe in make_candidates(seed, calibration_folds=folds).items():
         pipe.fit(X_train, y_train)
         scores[name] = float(np.mean(pipe.predict(X_valid) == y_valid))
         fitted[name] = pipe
