@@ -196,28 +196,43 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if not files:
         _print_failures(failures)
         return 2
-    predictor = Predictor(args.model, hop_seconds=args.hop)
+    if args.tags < 0:
+        raise GenrelibError(f"--tags must be >= 0, got {args.tags}")
+    predictor = Predictor(args.model, hop_seconds=args.hop, tag_model=args.tag_model if args.tags else None)
     preds, bad = predictor.predict_many(files, progress=sys.stderr.isatty() and len(files) > 1)
     failures += bad
     genres = predictor.genres
+    k_tags = args.tags
+
+    def tags_json(p, window=None) -> dict:
+        if not k_tags:
+            return {}
+        return {"tags": [{"tag": t, "probability": q} for t, q in p.top_tags(k_tags, window=window)]}
+
+    def tags_text(p, window=None) -> str:
+        return "  ".join(f"{t} {q:.2f}" for t, q in p.top_tags(k_tags, window=window)) if k_tags else ""
+
     if args.format == "json":
         out = [{"path": str(p.path), "duration": p.duration,
                 "top": [{"genre": g, "probability": q} for g, q in p.top(genres, args.top_k)],
-                "probabilities": dict(zip(genres, map(float, p.proba))),
-                **({"windows": [{"start": float(s), "probabilities": dict(zip(genres, map(float, w)))}
-                                for s, w in zip(p.starts, p.window_proba)]} if args.timeline else {})}
+                "probabilities": dict(zip(genres, map(float, p.proba))), **tags_json(p),
+                **({"windows": [{"start": float(s), "probabilities": dict(zip(genres, map(float, w))),
+                                 **tags_json(p, i)}
+                                for i, (s, w) in enumerate(zip(p.starts, p.window_proba))]} if args.timeline else {})}
                for p in preds]
         print(json.dumps(out, indent=2))
     elif args.format == "csv":
-        print(predictor.table(preds, top_k=args.top_k, per_window=args.timeline).to_csv(index=False), end="")
+        print(predictor.table(preds, top_k=args.top_k, per_window=args.timeline, top_tags=k_tags)
+              .to_csv(index=False), end="")
     else:
         for p in preds:
             top = "  ".join(f"{g} {q:.2f}" for g, q in p.top(genres, args.top_k))
-            print(f"{p.path}  [{p.duration:6.1f} s]  {top}")
+            print(f"{p.path}  [{p.duration:6.1f} s]  {top}" + (f"  | tags: {tags_text(p)}" if k_tags else ""))
             if args.timeline:
-                for s, w in zip(p.starts, p.window_proba):
+                for i, (s, w) in enumerate(zip(p.starts, p.window_proba)):
                     order = np.argsort(-w)[: args.top_k]
-                    print(f"    {s:7.1f} s  " + "  ".join(f"{genres[i]} {w[i]:.2f}" for i in order))
+                    print(f"    {s:7.1f} s  " + "  ".join(f"{genres[i]} {w[i]:.2f}" for i in order)
+                          + (f"  | tags: {tags_text(p, i)}" if k_tags else ""))
     _print_failures(failures)
     return 1 if failures else 0
 
@@ -360,6 +375,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--model", default=None, help=model_help)
     pr.add_argument("--top-k", type=int, default=3)
     pr.add_argument("--timeline", action="store_true", help="also show every 30 s window")
+    pr.add_argument("--tags", type=int, default=0, metavar="K",
+                    help="also show the K most probable musicnn tags (per window with --timeline), whatever "
+                         "model gives the genre")
+    pr.add_argument("--tag-model", default="MSD_musicnn",
+                    help="the musicnn network that gives the tags (default MSD_musicnn: Last.fm tags)")
     pr.add_argument("--hop", type=float, default=None, help="seconds between window starts (default 30)")
     pr.add_argument("--format", choices=["table", "json", "csv"], default="table")
     pr.set_defaults(func=_cmd_predict)

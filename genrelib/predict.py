@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -85,6 +85,12 @@ class SongPrediction:
     window_proba : np.ndarray [shape=(n_windows, n_genres)]
     proba : np.ndarray [shape=(n_genres,)]
         The song's probabilities.
+    tag_names : list of str
+        Names of the musicnn tags (empty unless tags were asked for).
+    window_tags : np.ndarray [shape=(n_windows, n_tags)] or None
+        Each window's tag probabilities: the mean over its 3 s patches.
+    tags : np.ndarray [shape=(n_tags,)] or None
+        The song's tag probabilities: the mean over its windows.
     """
 
     path: Path
@@ -92,15 +98,38 @@ class SongPrediction:
     starts: np.ndarray
     window_proba: np.ndarray
     proba: np.ndarray
+    tag_names: list[str] = field(default_factory=list)
+    window_tags: np.ndarray | None = None
+    tags: np.ndarray | None = None
 
     def top(self, genres: list[str], k: int = 3) -> list[tuple[str, float]]:
         """The ``k`` most likely genres with their probabilities."""
         order = np.argsort(-self.proba)[:k]
         return [(genres[i], float(self.proba[i])) for i in order]
 
+    def top_tags(self, k: int = 3, *, window: int | None = None) -> list[tuple[str, float]]:
+        """The ``k`` most probable musicnn tags of the song (or of one window); empty without tags."""
+        t = self.tags if window is None else (None if self.window_tags is None else self.window_tags[window])
+        if t is None:
+            return []
+        order = np.argsort(-t)[:k]
+        return [(self.tag_names[i], float(t[i])) for i in order]
 
-def predict_file(model, path: str | Path, *, hop_seconds: float | None = None) -> SongPrediction:
+
+def predict_file(model, path: str | Path, *, hop_seconds: float | None = None,
+                 tag_model: str | None = None) -> SongPrediction:
     """Classify one file with a loaded model, window by window (bounded memory for long files).
+
+    Parameters
+    ----------
+    model : GenreModel
+    path : str or Path
+    hop_seconds : float, optional
+        Hop between 30 s windows (default: no overlap).
+    tag_model : str, optional
+        Also give the tags of this musicnn network (:data:`genrelib.musicnn.MODELS`) per window and for the
+        song, whatever model gives the genre. TensorFlow is imported only then (or for a TensorFlow model).
+        A ``musicnn``-family model with the same network reuses its own features' tags.
 
     Raises
     ------
@@ -112,6 +141,12 @@ def predict_file(model, path: str | Path, *, hop_seconds: float | None = None) -
     starts: list[float] = []
     window_rows: list[np.ndarray] = []  # each window's segment (or window) probabilities
     pending: list[np.ndarray] = []
+    window_tags: list[np.ndarray] = []
+    reuse_tags = tag_model is not None and cfg.kind == "musicnn" and cfg.embedding_model == tag_model
+    if tag_model is not None:
+        from . import musicnn
+
+        musicnn.load(tag_model)  # an unknown model or bad weights: one clear error before any window
 
     def flush() -> None:
         if not pending:
@@ -128,6 +163,10 @@ def predict_file(model, path: str | Path, *, hop_seconds: float | None = None) -
         X = window_features(y, cfg.sr, cfg)
         pending.append(X[None, :] if cfg.per_window else X)
         starts.append(start)
+        if reuse_tags:
+            window_tags.append(X[musicnn.N_EMBED:])
+        elif tag_model is not None:
+            window_tags.append(musicnn.embed(y, cfg.sr, model=tag_model)[1].mean(axis=0))
         if len(pending) >= BATCH_WINDOWS:
             flush()
     flush()
@@ -137,23 +176,35 @@ def predict_file(model, path: str | Path, *, hop_seconds: float | None = None) -
     window_of_row = np.repeat(np.arange(len(window_rows)), [len(w) for w in window_rows])
     _, window_proba = aggregate(rows, window_of_row)
     song = aggregate(rows, np.zeros(len(rows)))[1][0]
-    return SongPrediction(path=path, duration=audio.duration(path), starts=np.array(starts), window_proba=window_proba,
-                          proba=song)
+    pred = SongPrediction(path=path, duration=audio.duration(path), starts=np.array(starts),
+                          window_proba=window_proba, proba=song)
+    if tag_model is not None:
+        pred.tag_names = list(musicnn.TAGS[tag_model])
+        pred.window_tags = np.asarray(window_tags, dtype=np.float64)
+        pred.tags = pred.window_tags.mean(axis=0)
+    return pred
 
 
 def rows_for(pred: SongPrediction, genres: list[str], *, source: str | None = None, top_k: int = 3,
-             per_window: bool = False) -> list[dict]:
-    """Flat records of a prediction: one for the song (``window_start`` -1) and, if asked, one per window."""
-    def rec(start: float, p: np.ndarray) -> dict:
-        order = np.argsort(-p)
-        return {"source": source or str(pred.path), "window_start": float(start), "duration": pred.duration,
-                "genre": genres[order[0]], "probability": float(p[order[0]]),
-                "top_k": json.dumps([[genres[i], round(float(p[i]), 4)] for i in order[:top_k]]),
-                **{f"p_{g}": float(v) for g, v in zip(genres, p)}}
+             per_window: bool = False, top_tags: int = 0) -> list[dict]:
+    """Flat records of a prediction: one for the song (``window_start`` -1) and, if asked, one per window.
 
-    out = [rec(-1.0, pred.proba)]
+    With ``top_tags`` > 0 and tags in the prediction, a ``tags`` column holds the top tags as JSON
+    ``[[tag, probability], ...]``.
+    """
+    def rec(start: float, p: np.ndarray, window: int | None) -> dict:
+        order = np.argsort(-p)
+        r = {"source": source or str(pred.path), "window_start": float(start), "duration": pred.duration,
+             "genre": genres[order[0]], "probability": float(p[order[0]]),
+             "top_k": json.dumps([[genres[i], round(float(p[i]), 4)] for i in order[:top_k]]),
+             **{f"p_{g}": float(v) for g, v in zip(genres, p)}}
+        if top_tags and pred.tags is not None:
+            r["tags"] = json.dumps([[t, round(q, 4)] for t, q in pred.top_tags(top_tags, window=window)])
+        return r
+
+    out = [rec(-1.0, pred.proba, None)]
     if per_window:
-        out += [rec(s, p) for s, p in zip(pred.starts, pred.window_proba)]
+        out += [rec(s, p, i) for i, (s, p) in enumerate(zip(pred.starts, pred.window_proba))]
     return out
 
 
@@ -166,6 +217,8 @@ class Predictor:
         See :func:`load_model` (None: the shipped reference model).
     hop_seconds : float, optional
         Hop between 30 s windows (default: no overlap).
+    tag_model : str, optional
+        Also give musicnn tags (e.g. ``"MSD_musicnn"``) with every prediction; see :func:`predict_file`.
 
     Examples
     --------
@@ -174,9 +227,14 @@ class Predictor:
     >>> song.top(p.genres, 3)                             # doctest: +SKIP
     """
 
-    def __init__(self, model=None, *, hop_seconds: float | None = None):
+    def __init__(self, model=None, *, hop_seconds: float | None = None, tag_model: str | None = None):
         self.model = load_model(model)
         self.hop_seconds = hop_seconds
+        self.tag_model = tag_model
+        if tag_model is not None:
+            from . import musicnn
+
+            musicnn.load(tag_model)  # fail here, once, rather than for every file
 
     @property
     def genres(self) -> list[str]:
@@ -184,7 +242,7 @@ class Predictor:
 
     def predict(self, path: str | Path) -> SongPrediction:
         """Classify one file (raises :class:`AudioError` for a bad file)."""
-        return predict_file(self.model, path, hop_seconds=self.hop_seconds)
+        return predict_file(self.model, path, hop_seconds=self.hop_seconds, tag_model=self.tag_model)
 
     def predict_many(self, paths: list[str | Path], *, progress: bool = False) -> tuple[
             list[SongPrediction], list[tuple[Path, str]]]:
@@ -206,9 +264,9 @@ class Predictor:
                 failures.append((Path(p), str(exc)))
         return preds, failures
 
-    def table(self, preds: list[SongPrediction], *, top_k: int = 3, per_window: bool = False):
+    def table(self, preds: list[SongPrediction], *, top_k: int = 3, per_window: bool = False, top_tags: int = 0):
         """Predictions as a DataFrame (see :func:`rows_for`)."""
         import pandas as pd
 
-        return pd.DataFrame([r for p in preds for r in rows_for(p, self.genres, top_k=top_k,
-                                                                 per_window=per_window)])
+        return pd.DataFrame([r for p in preds for r in rows_for(p, self.genres, top_k=top_k, per_window=per_window,
+                                                                 top_tags=top_tags)])

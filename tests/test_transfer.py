@@ -37,3 +37,50 @@ def test_musicnn_patch_hop_changes_the_features_and_the_cache_key(tiny_tree):
     Xa = features.window_features(y, sr, a)
     Xb = features.window_features(y, sr, b)
     assert Xa.shape == Xb.shape == (250,) and not np.allclose(Xa, Xb)
+
+
+def test_predict_tags_for_any_model_in_every_format(tiny_tree, capsys):
+    import json
+
+    song = next(tiny_tree.glob("metal/*.wav"))
+    assert main(["predict", str(song), "--tags", "3", "--timeline"]) == 0  # the reference model gives the genre
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(str(song)) and "| tags: " in lines[0]
+    assert lines[1].startswith("        0.0 s  ") and "| tags: " in lines[1]
+    names = [t for t in lines[0].split("| tags: ")[1].split("  ")]
+    assert len(names) == 3 and all(n.rsplit(" ", 1)[0] in musicnn.TAGS["MSD_musicnn"] for n in names)
+
+    assert main(["predict", str(song), "--tags", "2", "--timeline", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)[0]
+    assert [t["tag"] for t in out["tags"]] == [n.rsplit(" ", 1)[0] for n in names[:2]]
+    assert len(out["windows"][0]["tags"]) == 2
+    y, sr = audio.load(song)
+    probs = musicnn.embed(y, sr)[1].mean(0)
+    top = int(np.argmax(probs))
+    assert out["tags"][0] == {"tag": musicnn.TAGS["MSD_musicnn"][top], "probability": float(probs[top])}
+
+    assert main(["predict", str(song), "--tags", "2", "--format", "csv"]) == 0
+    import io
+
+    df = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert json.loads(df["tags"][0])[0][0] == out["tags"][0]["tag"]
+
+
+def test_predict_tags_bad_input(tiny_tree, capsys):
+    song = next(tiny_tree.glob("metal/*.wav"))
+    assert main(["predict", str(song), "--tags", "3", "--tag-model", "AudioSet_vgg"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("genrelib: error: unknown musicnn model 'AudioSet_vgg'; choose one of MSD_musicnn")
+    assert main(["predict", str(song), "--tags", "-1"]) == 2
+
+
+def test_tags_import_tensorflow_only_when_asked(tiny_tree):
+    import subprocess
+    import sys
+
+    song = next(tiny_tree.glob("metal/*.wav"))
+    code = ("import sys; from genrelib.predict import Predictor; p = Predictor(tag_model={tm!r}); "
+            f"r = p.predict({str(song)!r}); print('tensorflow' in sys.modules, len(r.tag_names))")
+    for tm, expect in ((None, "False 0"), ("MSD_musicnn", "True 50")):
+        out = subprocess.run([sys.executable, "-c", code.format(tm=tm)], capture_output=True, text=True, timeout=300)
+        assert out.stdout.split() == expect.split(), out.stderr[-2000:]
