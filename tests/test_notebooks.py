@@ -5,6 +5,7 @@ from pathlib import Path
 
 import mlflow
 import nbformat
+import papermill as pm
 import pytest
 
 from genrelib import demo, tracking
@@ -27,6 +28,21 @@ def test_committed_notebooks_are_clean_and_parameterized(name):
         assert "def " not in src and "class " not in src and "try:" not in src and "!pip" not in src
         assert "/work/" not in src and "/home/" not in src
     assert nb["metadata"]["kernelspec"]["name"] == "genrelib"
+
+
+def test_features_notebook_extracts_the_kind_its_family_trains_on():
+    from genrelib import features
+    from genrelib.errors import ModelError
+    from genrelib.train import feature_config_for
+
+    declared = {k: v["default"] for k, v in pm.inspect_notebook(str(NB_DIR / "02_features.ipynb")).items()}
+    assert declared["family"] == pm.inspect_notebook(str(NB_DIR / "03_train.ipynb"))["family"]["default"]
+    assert declared["kind"] == '""'  # "" asks for the family's kind
+    assert [feature_config_for(f, kind="").kind for f in ("seed_cnn", "mel_cnn", "crnn", "summary")] == [
+        "mfcc", "mel", "mel", "summary"]
+    assert feature_config_for("seed_cnn", kind="mel", n_mels=64) == features.FeatureConfig(kind="mel", n_mels=64)
+    with pytest.raises(ModelError, match="unknown model 'resnet'"):
+        feature_config_for("resnet", kind="mel")
 
 
 def test_make_run_all_pipeline_on_tiny_data(tmp_path):
@@ -54,6 +70,10 @@ def test_make_run_all_pipeline_on_tiny_data(tmp_path):
     assert train_run.data.params["train.epochs"] == "1"  # the command-line parameter reached the run
     assert "test_track_accuracy" in train_run.data.metrics
     assert train_run.data.params["train.family"] == "crnn"
+    features_run = client.get_run(runs[1].run_id).data.params
+    assert features_run["features.kind"] == "mel"  # 02 extracted what 03 trains crnn on, not its mfcc default
+    assert ({k: v for k, v in features_run.items() if k.startswith("features.")}
+            == {k: v for k, v in train_run.data.params.items() if k.startswith("features.")})
     evaluated = client.get_run(runs[3].run_id)
     assert "eval_track_accuracy" in evaluated.data.metrics
     assert evaluated.data.params["model"] == "genre-classifier@crnn"  # 04 took the model 03 trained
