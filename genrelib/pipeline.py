@@ -161,7 +161,8 @@ def run_all(*, data_dir: str | Path, personal_dir: str | Path, parameters: dict 
     Raises
     ------
     NotebookError
-        At the first failing notebook; the parent run and any unfinished child are marked FAILED.
+        At the first failing notebook; that notebook's run (the failed notebook attached), the parent run and any
+        unfinished child are marked FAILED.
     """
     from . import tracking
 
