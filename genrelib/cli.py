@@ -241,7 +241,7 @@ def _cmd_personal_test(args: argparse.Namespace) -> int:
     from .personal import personal_test
 
     res = personal_test(args.folder, model=args.model, hop_seconds=args.hop, log=not args.no_log,
-                        progress=sys.stderr.isatty())
+                        progress=sys.stderr.isatty(), top_tags=args.tags, tag_model=args.tag_model)
     if len(res.songs):
         print(res.songs.drop(columns=["known_genre"]).to_string(index=False))
     if res.labelled:
@@ -388,6 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("folder")
     pt.add_argument("--model", default=None, help=model_help)
     pt.add_argument("--hop", type=float, default=None, help="seconds between window starts (default 30)")
+    pt.add_argument("--tags", type=int, default=0, metavar="K", help="also list the K most probable musicnn tags")
+    pt.add_argument("--tag-model", default="MSD_musicnn", help="the musicnn network that gives the tags")
     pt.add_argument("--no-log", action="store_true", help="do not log to MLflow")
     pt.set_defaults(func=_cmd_personal_test)
 

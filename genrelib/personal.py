@@ -71,6 +71,10 @@ class PersonalResult:
         return plot_timeline(p.starts, p.window_proba, self.genres, title=f"{p.path.name}: genre over time")
 
 
+def _tags_text(p: SongPrediction, k: int, *, window: int | None = None) -> str:
+    return ", ".join(f"{t} {q:.2f}" for t, q in p.top_tags(k, window=window))
+
+
 def _true_genre(path: Path, folder: Path) -> str:
     rel = path.relative_to(folder)
     return rel.parts[0] if len(rel.parts) > 1 else ""
@@ -78,7 +82,7 @@ def _true_genre(path: Path, folder: Path) -> str:
 
 def personal_test(folder: str | Path, *, model=None, hop_seconds: float | None = None, log: bool = True,
                   parent_run_id: str | None = None, run_name: str = "personal-test", tags: dict | None = None,
-                  progress: bool = False) -> PersonalResult:
+                  progress: bool = False, top_tags: int = 0, tag_model: str = "MSD_musicnn") -> PersonalResult:
     """Classify every song under ``folder`` and, where it is labelled ``<genre>/<song>``, score the model.
 
     Parameters
@@ -90,6 +94,10 @@ def personal_test(folder: str | Path, *, model=None, hop_seconds: float | None =
         Hop between 30 s windows (default: no overlap).
     log : bool
         Log the test as its own MLflow run (metrics, timelines, confusion matrices, tables).
+    top_tags : int
+        Also list each song's (and window's) ``top_tags`` most probable musicnn tags (column ``tags``).
+    tag_model : str
+        The musicnn network that gives the tags.
 
     Raises
     ------
@@ -103,7 +111,7 @@ def personal_test(folder: str | Path, *, model=None, hop_seconds: float | None =
     if not folder.is_dir():
         raise DatasetError(f"{folder}: no such folder; give a folder of songs, optionally as <genre>/<song>")
     files = find_audio([folder])
-    predictor = Predictor(model, hop_seconds=hop_seconds)
+    predictor = Predictor(model, hop_seconds=hop_seconds, tag_model=tag_model if top_tags else None)
     genres = predictor.genres
     preds, failures = predictor.predict_many(files, progress=progress)
     index = {g: i for i, g in enumerate(genres)}
@@ -118,11 +126,14 @@ def personal_test(folder: str | Path, *, model=None, hop_seconds: float | None =
         top = p.top(genres, 3)
         song_rows.append({"song": name, "true": true, "predicted": top[0][0], "probability": top[0][1],
                           "top3": ", ".join(f"{g} {q:.2f}" for g, q in top), "duration_s": round(p.duration, 1),
-                          "windows": len(p.starts), "known_genre": known})
-        for s, wp in zip(p.starts, p.window_proba):
+                          "windows": len(p.starts), "known_genre": known,
+                          **({"tags": _tags_text(p, top_tags)} if top_tags else {})})
+        for i, (s, wp) in enumerate(zip(p.starts, p.window_proba)):
             k = int(np.argmax(wp))
             window_rows.append({"song": name, "start_s": float(s), "true": true, "predicted": genres[k],
-                                "probability": float(wp[k]), **{f"p_{g}": float(v) for g, v in zip(genres, wp)}})
+                                "probability": float(wp[k]),
+                                **({"tags": _tags_text(p, top_tags, window=i)} if top_tags else {}),
+                                **{f"p_{g}": float(v) for g, v in zip(genres, wp)}})
     songs = pd.DataFrame(song_rows)
     windows = pd.DataFrame(window_rows)
     result = PersonalResult(songs=songs, windows=windows, predictions=preds, failures=failures, genres=genres,
@@ -140,7 +151,7 @@ def personal_test(folder: str | Path, *, model=None, hop_seconds: float | None =
         result.window_confusion = confusion_matrix(wt, wp, labels=labels)
     if log:
         _log(result, folder=folder, model=model, hop_seconds=hop_seconds, parent_run_id=parent_run_id,
-             run_name=run_name, tags=tags)
+             run_name=run_name, tags=tags, top_tags=top_tags)
     return result
 
 
@@ -160,10 +171,12 @@ def summary_table(result: PersonalResult):
     return df
 
 
-def _log(result: PersonalResult, *, folder, model, hop_seconds, parent_run_id, run_name, tags=None) -> None:
+def _log(result: PersonalResult, *, folder, model, hop_seconds, parent_run_id, run_name, tags=None,
+         top_tags: int = 0) -> None:
     from . import plots, tracking
 
     params = {"folder": str(folder), "model": str(model or "reference"), "hop_seconds": hop_seconds,
+              "top_tags": top_tags,
               "songs": len(result.predictions), "failed": len(result.failures),
               "unknown_genres": ",".join(sorted(result.unknown)) or "none"}
     with tracking.start_run(run_name, params=params, parent_run_id=parent_run_id,

@@ -84,3 +84,17 @@ def test_tags_import_tensorflow_only_when_asked(tiny_tree):
     for tm, expect in ((None, "False 0"), ("MSD_musicnn", "True 50")):
         out = subprocess.run([sys.executable, "-c", code.format(tm=tm)], capture_output=True, text=True, timeout=300)
         assert out.stdout.split() == expect.split(), out.stderr[-2000:]
+
+
+def test_personal_test_lists_tags(tiny_tree, capsys):
+    from genrelib.personal import personal_test
+
+    res = personal_test(tiny_tree / "metal", top_tags=2)  # logged to the test's MLflow store
+    assert len(res.songs) == 4 and res.songs["tags"].str.count(", ").eq(1).all()
+    assert res.windows["tags"].str.len().gt(0).all()
+    import mlflow
+
+    assert mlflow.get_run(res.run_id).data.params["top_tags"] == "2"
+    assert main(["personal-test", str(tiny_tree / "metal"), "--tags", "1", "--no-log"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[-1] == "tags"
