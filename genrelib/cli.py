@@ -94,12 +94,28 @@ def _print_split_table(split_sizes: dict[str, dict[str, int]]) -> None:
     print(f"  {'total':<12}" + "".join(f"{sum(split_sizes[p].values()):>7}" for p in parts))
 
 
+def _cmd_cv(args: argparse.Namespace, cfg) -> int:
+    from .crossval import cross_validate
+
+    res = cross_validate(args.data, cfg, folds=args.cv, repeats=args.repeats, n_jobs=args.jobs,
+                         progress=sys.stderr.isatty())
+    print(f"{args.model}: {args.cv}-fold cross-validation by track, {args.repeats} repeat(s), seed {args.seed}")
+    print(res.table().to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    for key, label in (("test_track_accuracy", "track accuracy"), ("test_segment_accuracy", "segment accuracy"),
+                       ("test_track_f1_macro", "track macro F1")):
+        print(f"{label:<17} {res.mean[key]:.3f} +- {res.std[key]:.3f} (mean +- sd over {len(res.folds)} folds)")
+    print(f"logged as run {res.run_id} (one nested run per fold; fold models are not registered)")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train import TrainConfig, train
 
     cfg = TrainConfig(family=args.model, epochs=args.epochs, split=args.split, seed=args.seed,
                       class_weights=args.class_weights, patience=args.patience, batch_size=args.batch_size,
                       force=args.force)
+    if args.cv is not None:
+        return _cmd_cv(args, cfg)
     res = train(args.data, cfg, n_jobs=args.jobs, register=not args.no_register, progress=sys.stderr.isatty())
     sizes = {p: sum(c.values()) for p, c in res.split_sizes.items()}
     print(f"run {res.run_id}: {args.model} on {res.extra['data_root']} "
@@ -346,6 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--class-weights", action="store_true", help="weight genres inversely to their frequency")
     t.add_argument("--jobs", type=int, default=None, help="feature-extraction processes")
     t.add_argument("--no-register", action="store_true", help="do not register the model")
+    t.add_argument("--cv", type=int, default=None, metavar="K",
+                   help="instead of one split: K-fold cross-validation by track (stratified), mean and spread of "
+                        "every metric, each fold a nested MLflow run; nothing is registered")
+    t.add_argument("--repeats", type=int, default=1, help="with --cv: repeat with R different shuffles")
     t.add_argument("--force", action="store_true",
                    help="train even on a split that cannot give an honest test result (a genre with no training "
                         "or test tracks, a test part under 10 tracks or 2 per genre: gtzan-ff on partial GTZAN)")

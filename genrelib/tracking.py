@@ -113,7 +113,11 @@ def begin_run(name: str, *, params: dict | None = None, tags: dict | None = None
               uri: str | None = None) -> str:
     """Start a run that stays active across notebook cells (end it with :func:`finish_run`); returns its id."""
     setup(uri)
-    run = mlflow.start_run(run_name=name, parent_run_id=parent_run_id or None, tags=_standard_tags(tags))
+    active = mlflow.active_run()
+    # A child of the run active in this process (cross-validation folds) is a nested run in MLflow's terms.
+    nested = bool(parent_run_id) and active is not None and active.info.run_id == parent_run_id
+    run = mlflow.start_run(run_name=name, parent_run_id=parent_run_id or None, tags=_standard_tags(tags),
+                           nested=nested)
     if params:
         log_params(params)
     return run.info.run_id
