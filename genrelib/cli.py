@@ -259,7 +259,7 @@ def _cmd_personal_test(args: argparse.Namespace) -> int:
     res = personal_test(args.folder, model=args.model, hop_seconds=args.hop, log=not args.no_log,
                         progress=sys.stderr.isatty(), top_tags=args.tags, tag_model=args.tag_model)
     if len(res.songs):
-        print(res.songs.drop(columns=["known_genre"]).to_string(index=False))
+        print(res.song_table().to_string(index=False))
     if res.labelled:
         for level, m in (("song", res.song_metrics), ("window", res.window_metrics)):
             print(f"per {level}: accuracy {m['accuracy']:.3f}  precision {m['precision_weighted']:.3f}  "

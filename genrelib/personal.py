@@ -63,6 +63,13 @@ class PersonalResult:
     def labelled(self) -> bool:
         return self.song_metrics is not None
 
+    def song_table(self):
+        """The songs as a user reads them: no bookkeeping column, and no ``true`` column when nothing is labelled."""
+        if not len(self.songs):
+            return self.songs
+        drop = ["known_genre"] + ([] if (self.songs["true"] != "").any() else ["true"])
+        return self.songs.drop(columns=drop)
+
     def timeline(self, i: int):
         """Figure: genre probabilities over time for song ``i``."""
         from .plots import plot_timeline

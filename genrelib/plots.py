@@ -191,8 +191,20 @@ def plot_history(history: Mapping[str, Sequence[float]], *, title: str = "Traini
 
 def plot_timeline(starts: np.ndarray, proba: np.ndarray, genres: Sequence[str], *, title: str = "Genre over time",
                   top: int = 4, ax=None):
-    """Probability of the ``top`` most likely genres per window over the song."""
+    """Probability of the ``top`` most likely genres per window over the song.
+
+    A song of a single window has no "over time": it is drawn as a bar chart of every genre's probability.
+    """
     fig, ax = _axes(ax, (9, 3.2))
+    if len(starts) == 1:
+        order = np.argsort(-proba[0])
+        ax.bar([genres[k] for k in order], proba[0, order], color="tab:blue")
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("probability")
+        ax.set_xlabel("genre (one 30 s window)")
+        ax.tick_params(axis="x", labelrotation=45)
+        ax.set_title(title.replace("over time", "probabilities"))
+        return _close(fig)
     order = np.argsort(-proba.mean(axis=0))[:top]
     for k in order:
         ax.plot(starts, proba[:, k], marker="o", ms=3, label=genres[k])

@@ -84,6 +84,13 @@ def test_personal_test_unlabelled_folder(tmp_path, write):
     write("b.ogg", sine(220, 5.0))
     res = personal_test(tmp_path, log=False)
     assert not res.labelled and len(res.songs) == 2 and set(res.songs["true"]) == {""}
+    # what the user reads: no "known_genre False" and no empty "true" column (issue 10 #8)
+    assert {"known_genre", "true"}.isdisjoint(res.song_table().columns)
+    # a song of one window is drawn as a bar chart of genre probabilities, not a dot at x=0
+    fig = res.timeline(0)
+    ax = fig.axes[0]
+    assert len(ax.patches) == len(res.genres) and not ax.lines
+    assert [t.get_text() for t in ax.get_xticklabels()][0] == res.songs["predicted"][0]
     with pytest.raises(DatasetError, match="no such folder"):
         personal_test(tmp_path / "missing", log=False)
 
