@@ -22,13 +22,20 @@ REGISTERED = "genre-classifier"
 def _cmd_demo_data(args: argparse.Namespace) -> int:
     from . import demo
 
+    def existing() -> set:
+        return {p for p in Path(args.out).rglob("*") if p.is_file() and p.name != demo.MARKER}
+
+    before = existing()
     if args.personal:
         paths = demo.make_personal(args.out, n=args.personal, seed=args.seed, progress=sys.stderr.isatty())
-        print(f"wrote {len(paths)} synthetic personal songs under {args.out}")
+        what = f"{len(paths)} synthetic personal songs"
     else:
         demo.make_demo(args.out, per_genre=args.per_genre, seconds=args.seconds, seed=args.seed,
                        progress=sys.stderr.isatty())
-        print(f"wrote {args.per_genre} synthetic tracks per genre ({args.seconds:g} s each) under {args.out}")
+        what = f"{args.per_genre} synthetic tracks per genre ({args.seconds:g} s each)"
+    written = len(existing() - before)
+    kept = f", {len(before)} already there and kept" if before else ""
+    print(f"{what} under {args.out}: {written} written{kept}")
     print("note: this music is synthetic; results on it say nothing about real music")
     return 0
 
@@ -215,6 +222,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.tags < 0:
         raise GenrelibError(f"--tags must be >= 0, got {args.tags}")
     predictor = Predictor(args.model, hop_seconds=args.hop, tag_model=args.tag_model if args.tags else None)
+    # which model answers: first line of a table, on stderr where stdout must stay machine-readable
+    print(predictor.describe(), file=sys.stdout if args.format == "table" else sys.stderr)
+    warning = predictor.demo_warning(files)
+    if warning:
+        print(warning, file=sys.stderr)
     preds, bad = predictor.predict_many(files, progress=sys.stderr.isatty() and len(files) > 1)
     failures += bad
     genres = predictor.genres
@@ -258,6 +270,9 @@ def _cmd_personal_test(args: argparse.Namespace) -> int:
 
     res = personal_test(args.folder, model=args.model, hop_seconds=args.hop, log=not args.no_log,
                         progress=sys.stderr.isatty(), top_tags=args.tags, tag_model=args.tag_model)
+    print(res.model_description)
+    if res.warning:
+        print(res.warning, file=sys.stderr)
     if len(res.songs):
         print(res.song_table().to_string(index=False))
     if res.labelled:

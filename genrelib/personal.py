@@ -45,6 +45,10 @@ class PersonalResult:
         Counts over the model's genres (rows true).
     run_id : str or None
         The MLflow run it was logged to.
+    model_description : str
+        Which model answered (its reference, family and training data).
+    warning : str or None
+        Set when the model and the songs do not fit (real-music model on synthetic demo songs, or the reverse).
     """
 
     songs: object
@@ -58,6 +62,8 @@ class PersonalResult:
     song_confusion: np.ndarray | None = None
     window_confusion: np.ndarray | None = None
     run_id: str | None = None
+    model_description: str = ""
+    warning: str | None = None
 
     @property
     def labelled(self) -> bool:
@@ -144,7 +150,10 @@ def personal_test(folder: str | Path, *, model=None, hop_seconds: float | None =
     songs = pd.DataFrame(song_rows)
     windows = pd.DataFrame(window_rows)
     result = PersonalResult(songs=songs, windows=windows, predictions=preds, failures=failures, genres=genres,
-                            unknown=unknown)
+                            unknown=unknown, model_description=predictor.describe(),
+                            warning=predictor.demo_warning(files))
+    if result.warning:
+        logger.warning(result.warning)
     scored = songs[songs["known_genre"]] if len(songs) else songs
     if len(scored):
         labels = list(range(len(genres)))

@@ -228,6 +228,7 @@ class Predictor:
     """
 
     def __init__(self, model=None, *, hop_seconds: float | None = None, tag_model: str | None = None):
+        self.ref = "reference" if model is None else str(getattr(model, "family", model))
         self.model = load_model(model)
         self.hop_seconds = hop_seconds
         self.tag_model = tag_model
@@ -239,6 +240,32 @@ class Predictor:
     @property
     def genres(self) -> list[str]:
         return list(self.model.genres)
+
+    def describe(self) -> str:
+        """One line: which model this is, its family and the data it was trained on."""
+        info = self.model.info
+        data = info.get("trained_on") or info.get("data_root") or "unrecorded data"
+        if info.get("synthetic_demo"):
+            data += " (genrelib's synthetic demo music)"
+        return (f"model: {self.ref} ({self.model.family}, {len(self.genres)} genres, trained on {data}"
+                f"{', split ' + str(info['split']) if 'split' in info else ''})")
+
+    def demo_warning(self, paths) -> str | None:
+        """A warning when a model trained on real music is asked about genrelib's synthetic demo songs (or the
+        reverse), where its answers mean little; None otherwise."""
+        from .demo import is_demo
+
+        demo_songs = [p for p in paths if is_demo(p)]
+        trained_on_demo = bool(self.model.info.get("synthetic_demo"))
+        if demo_songs and not trained_on_demo and self.ref == "reference":
+            return (f"warning: {len(demo_songs)} of these songs are genrelib's synthetic demo music; the reference "
+                    "model was trained on real music and does not recognise it (it named 0 of the 6 demo songs' "
+                    "genres, measured): use a model trained on the demo data, e.g. --model genre-classifier@seed-cnn "
+                    "after make run-all")
+        if trained_on_demo and len(demo_songs) < len(paths):
+            return ("warning: this model was trained on genrelib's synthetic demo music; its answers for real songs "
+                    "say nothing: train on real music, or use the reference model (--model reference)")
+        return None
 
     def predict(self, path: str | Path) -> SongPrediction:
         """Classify one file (raises :class:`AudioError` for a bad file)."""

@@ -281,6 +281,7 @@ def train(
     TrainResult
     """
     from . import evaluate as ev
+    from .demo import is_demo
 
     ds = data if isinstance(data, Dataset) else scan(data)
     fcfg = feature_config or feature_config_for(config.family)
@@ -311,6 +312,7 @@ def train(
         # tracks (found in any folder by genre/stem), and never re-splits a folder.
         model.info.update({"split": config.split, "seed": config.seed, "test_size": config.test_size,
                            "valid_size": config.valid_size, "manifest_hash": ds.manifest_hash(),
+                           "data_root": str(ds.root), "synthetic_demo": is_demo(ds.root),
                            "genrelib_version": __version__,
                            "split_tracks": {p: sorted(t for t, q in split.items() if q == p and t in have)
                                             for p in SPLIT_NAMES},

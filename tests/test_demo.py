@@ -57,3 +57,21 @@ def test_demo_genres_are_learnable(tmp_path):
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     acc = cross_val_score(model, np.array(X), np.array(y), cv=3).mean()
     assert acc > 0.5, acc
+
+
+def test_demo_data_says_what_it_wrote_and_marks_the_folder(tmp_path, capsys):
+    from genrelib.cli import main
+    from genrelib.predict import Predictor
+
+    out = tmp_path / "d"
+    args = ["demo-data", str(out), "--per-genre", "1", "--seconds", "1"]
+    assert main(args) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == f"1 synthetic tracks per genre (1 s each) under {out}: 10 written"
+    assert main(args) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith(": 0 written, 10 already there and kept")
+    assert demo.is_demo(out / "rock" / "rock.00000.wav") and not demo.is_demo(tmp_path)
+    # a model trained on real music is warned about demo songs; songs elsewhere get no warning
+    p = Predictor()
+    assert p.demo_warning([out / "rock" / "rock.00000.wav"]).startswith("warning: 1 of these songs")
+    assert p.demo_warning([tmp_path / "x.wav"]) is None

@@ -98,10 +98,18 @@ def test_personal_test_unlabelled_folder(tmp_path, write):
 def test_predict_command_formats_and_exit_codes(songs, tmp_path, capsys):
     flac = next(songs.rglob("*.flac"))
     assert main(["predict", str(flac), "--timeline", "--top-k", "2"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith(str(flac)) and "s]" in out[0] and len(out) >= 3  # song line + window lines
+    cap = capsys.readouterr()
+    out = cap.out.splitlines()
+    # the first line says which model answers (issue 10 #9)
+    assert out[0] == ("model: reference (summary, 10 genres, trained on GTZAN features_30_sec.csv (real music), "
+                      "split gtzan-ff (fault-filtered))")
+    assert out[1].startswith(str(flac)) and "s]" in out[1] and len(out) >= 4  # song line + window lines
+    # these are synthetic demo songs: the user is warned that the real-music reference model does not know them
+    assert cap.err.startswith("warning: 1 of these songs are genrelib's synthetic demo music; the reference model")
     assert main(["predict", str(flac), "--format", "json"]) == 0
-    data = json.loads(capsys.readouterr().out)
+    cap = capsys.readouterr()
+    assert cap.err.startswith("model: reference (summary")  # json stays parseable on stdout
+    data = json.loads(cap.out)
     assert data[0]["path"] == str(flac) and len(data[0]["top"]) == 3
     assert main(["predict", str(flac), "--format", "csv", "--timeline"]) == 0
     csv = pd.read_csv(io.StringIO(capsys.readouterr().out))
