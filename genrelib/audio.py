@@ -16,7 +16,9 @@ A GTZAN track of 29.98 s thus gives ten 3 s segments, the last one ending at the
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -37,6 +39,31 @@ MIN_SECONDS = 0.5
 #: mixing, but values of hundreds or more are integer-scaled samples stored as float, or garbage, and gave
 #: infinite features.
 MAX_PEAK = 16.0
+
+
+@contextlib.contextmanager
+def _quiet_c_stderr(enabled: bool = True):
+    """Send what C libraries write to file descriptor 2 to /dev/null while the block runs.
+
+    libmpg123 prints "Note: Illegal Audio-MPEG-Header ..." lines straight to the process's stderr while it
+    tries a junk .mp3; genrelib reports the file itself, in one line. Python's own ``sys.stderr`` writes in the
+    block are flushed first and go nowhere, so the block holds only the library call.
+    """
+    if not enabled:
+        yield
+        return
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _check_extension(path: Path) -> None:
@@ -82,10 +109,14 @@ def _open(path: Path) -> sf.SoundFile:
     except PermissionError as exc:
         raise AudioError(f"{path}: permission denied; make it readable (chmod a+r) or run as its owner") from exc
     try:
-        f = sf.SoundFile(path)
+        with _quiet_c_stderr(path.suffix.lower() == ".mp3"):
+            f = sf.SoundFile(path)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        why = str(exc)
+        if "does not exist" in why:  # libsndfile's words for a file it opened but found no stream in
+            why = "libsndfile found no audio stream in it"
         raise AudioError(
-            f"{path}: cannot be decoded as audio ({exc}); the file is corrupt or not audio - "
+            f"{path}: cannot be decoded as audio ({why}); the file is corrupt or not audio - "
             "re-copy it or remove it from the folder"
         ) from exc
     if f.frames == 0 or f.samplerate <= 0:
@@ -176,7 +207,7 @@ def stream(path: str | Path, *, sr: int = SR, block_seconds: float = BLOCK_SECON
                 # Sequential reads only: in mp3, even soundfile's position query (a seek to the current
                 # frame) makes libmpg123 resync and print errors, and a real seek corrupts samples.
                 f._info.seekable = 0
-            while len(block := f.read(blocksize, dtype="float32", always_2d=True)):
+            while len(block := _read(f, blocksize, quiet=fmt_mpeg)):
                 read += len(block)
                 y = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
                 y = np.ascontiguousarray(y, dtype=np.float32)
@@ -209,6 +240,11 @@ def stream(path: str | Path, *, sr: int = SR, block_seconds: float = BLOCK_SECON
         )
     if peak == 0.0:
         raise AudioError(f"{path}: is silent (every sample is zero); nothing to classify")
+
+
+def _read(f: sf.SoundFile, n: int, *, quiet: bool) -> np.ndarray:
+    with _quiet_c_stderr(quiet):
+        return f.read(n, dtype="float32", always_2d=True)
 
 
 def _emit(y: np.ndarray, resampler) -> Iterator[np.ndarray]:

@@ -119,9 +119,12 @@ def test_predict_command_formats_and_exit_codes(songs, tmp_path, capsys):
                         str(tmp_path / "missing")], capture_output=True, text=True)
     assert r.returncode == 1  # one song classified, two inputs failed
     assert str(flac) in r.stdout
-    # (libmpg123 itself may also print "Note: ..." lines while it tries the junk file)
-    errs = [e for e in r.stderr.splitlines() if e.startswith("genrelib: error: ")]
+    # every line the user sees is genrelib's, once: libmpg123's "Note: ..." lines are not passed on (issue 10 #7)
+    lines = r.stderr.splitlines()
+    errs = [e for e in lines if e.startswith("genrelib: error: ")]
     assert len(errs) == 2 and "bad.mp3" in errs[0] + errs[1] and "missing" in errs[0] + errs[1]
+    assert len(lines) == 3 and lines[0].startswith("warning: 1 of these songs are genrelib's synthetic demo")
+    assert "libsndfile found no audio stream in it" in errs[0] + errs[1]
     r = subprocess.run([sys.executable, "-m", "genrelib.cli", "predict", str(tmp_path / "missing")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "no such file or folder" in r.stderr
