@@ -67,7 +67,7 @@ personal: $(STAMP) ## run notebooks/05_personal_test (PERSONAL=folder of your so
 	$(GL) notebook 05_personal_test --personal $(PERSONAL_DIR) $(PARAMS)
 
 lab: $(STAMP) ## start JupyterLab on notebooks/ with the project's kernel (named genrelib)
-	$(VENV)/bin/jupyter lab --notebook-dir notebooks --ip 127.0.0.1
+	$(VENV)/bin/jupyter lab --notebook-dir notebooks --ip 127.0.0.1 $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 ui: $(STAMP) ## start the MLflow UI on 127.0.0.1 (PORT=5000) against the project's store
 	$(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port $(PORT)

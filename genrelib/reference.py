@@ -47,6 +47,10 @@ def load_table(path: str | Path):
     return df
 
 
+#: Share of the fault-filtered lists' tracks a table must hold to be taken as GTZAN's table.
+MIN_LISTED_SHARE = 0.5
+
+
 def train_reference(table: str | Path, *, seed: int = 42) -> tuple[GenreModel, dict]:
     """Fit the reference model on the fault-filtered TRAIN rows, choose on VALID, measure on TEST.
 
@@ -55,6 +59,11 @@ def train_reference(table: str | Path, *, seed: int = 42) -> tuple[GenreModel, d
     model : GenreModel
     result : dict
         Row counts, validation accuracy of every candidate, the chosen one, and test accuracy.
+
+    Raises
+    ------
+    DatasetError
+        When the table is not GTZAN's: other labels, or fewer than half of the fault-filtered lists' tracks.
     """
     df = load_table(table)
     lists = gtzan_split_lists()
@@ -62,6 +71,13 @@ def train_reference(table: str | Path, *, seed: int = 42) -> tuple[GenreModel, d
     if genres != list(GENRES):
         raise DatasetError(f"{table}: labels {genres} are not GTZAN's ten genres")
     index = {g: i for i, g in enumerate(genres)}
+    listed = {i for ids in lists.values() for i in ids}
+    found = int(df["track_id"].isin(listed).sum())
+    if found < MIN_LISTED_SHARE * len(listed):
+        raise DatasetError(
+            f"{table}: only {found} of its {len(df)} rows are GTZAN tracks of the fault-filtered lists (of "
+            f"{len(listed)}); the reference model is GTZAN's. For your own data train the summary family on the "
+            "audio instead: genrelib train DATA --model summary")
     parts = {}
     for name, ids in lists.items():
         rows = df[df["track_id"].isin(set(ids))]

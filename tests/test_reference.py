@@ -55,3 +55,17 @@ def test_bad_table(tmp_path):
     (tmp_path / "t.csv").write_text("filename,label\na.wav,blues\n")
     with pytest.raises(DatasetError, match="lacks columns"):
         reference.load_table(tmp_path / "t.csv")
+
+
+@needs_shared()
+def test_a_table_that_is_not_gtzans_is_refused(tmp_path, capsys):
+    # issue 10 #10: a table of other tracks with GTZAN's genres silently got the GTZAN fault-filtered split
+    import pandas as pd
+
+    df = pd.read_csv(SHARED / "features_30_sec.csv")
+    df["filename"] = [f"mysong{i:04d}.wav" for i in range(len(df))]
+    df.to_csv(tmp_path / "mine.csv", index=False)
+    assert main(["train-reference", "--table", str(tmp_path / "mine.csv"), "--no-log"]) == 2
+    err = capsys.readouterr().err
+    assert "only 0 of its 1000 rows are GTZAN tracks of the fault-filtered lists (of 930)" in err
+    assert "genrelib train DATA --model summary" in err
