@@ -188,6 +188,9 @@ def cross_validate(data: str | Path | Dataset, config, *, folds: int = 5, repeat
     with tracking.start_run(run_name or f"cv-{config.family}", parent_run_id=parent_run_id, params=params,
                             uri=tracking_uri, tags={"genrelib.stage": "cv", "genrelib.family": config.family}) as run:
         result.run_id = run.info.run_id
+        from .train import data_name
+
+        tracking.log_dataset(ds.table(), name=data_name(ds), source=str(ds.root), digest=ds.manifest_hash())
         run_all()
         tracking.log_metrics({**{f"cv_mean_{k}": v for k, v in result.mean.items()},
                               **{f"cv_std_{k}": v for k, v in result.std.items()}})

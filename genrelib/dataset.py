@@ -74,6 +74,15 @@ class Dataset:
             rows.append([t.track_id, t.genre, st.st_size, int(st.st_mtime)])
         return {"root": str(self.root), "genres": self.genres, "tracks": rows, "skipped": self.skipped}
 
+    def table(self, split: dict[str, str] | None = None):
+        """One row per track: ``track_id``, ``genre`` and, given a split, its ``part`` ("" when in none)."""
+        import pandas as pd
+
+        df = pd.DataFrame({"track_id": [t.track_id for t in self.tracks], "genre": [t.genre for t in self.tracks]})
+        if split is not None:
+            df["part"] = [split.get(t.track_id, "") for t in self.tracks]
+        return df
+
     def manifest_hash(self) -> str:
         """Hash of the tracks' ids, genres, sizes and mtimes: changes when the data changes."""
         m = self.manifest()

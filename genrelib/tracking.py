@@ -23,6 +23,7 @@ from importlib import metadata
 from pathlib import Path
 
 import mlflow
+import mlflow.data
 import numpy as np
 import pandas as pd
 
@@ -191,6 +192,26 @@ def log_text(text: str, path: str) -> None:
 def log_table(df: pd.DataFrame, path: str, *, index: bool = False) -> None:
     """Log a DataFrame as CSV (with its index when ``index``)."""
     mlflow.log_text(df.to_csv(index=index), path)
+
+
+def log_dataset(table: pd.DataFrame, *, name: str, source: str, digest: str, context: str = "training") -> None:
+    """Record the active run's data as an MLflow dataset input (the UI's Dataset column; runs filter by it).
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per track (e.g. track id, genre, part).
+    name : str
+        What the data is called (e.g. ``genres_original``; ``demo (synthetic)`` for the demo music).
+    source : str
+        Where it is (the data folder).
+    digest : str
+        The data's manifest hash (changes whenever a file changes).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning)  # "hint: inferring schema" notices
+        ds = mlflow.data.from_pandas(table, source=source, name=name, digest=digest)
+        mlflow.log_input(ds, context=context)
 
 
 def keras_epoch_logger():

@@ -326,6 +326,7 @@ def train(
         if evaluate_test and len(parts["test"]):  # (empty only when forced)
             res.report = ev.evaluate(model, parts["test"])
         if log:
+            tracking.log_dataset(ds.table(split), name=data_name(ds), source=str(ds.root), digest=ds.manifest_hash())
             tracking.log_dict({"split": split, "sizes": sizes}, "data/split.json")
             tracking.log_dict(ds.manifest(), "data/manifest.json")
             tracking.log_metrics({**{f"tracks_{p}": sum(c.values()) for p, c in sizes.items()},
@@ -362,6 +363,13 @@ def train(
         res = _run()
         res.run_id = run.info.run_id
     return res
+
+
+def data_name(ds: Dataset) -> str:
+    """What a data folder is called in MLflow: its folder name, marked when it is genrelib's synthetic demo."""
+    from .demo import is_demo
+
+    return f"{ds.root.name} (synthetic demo)" if is_demo(ds.root) else ds.root.name
 
 
 def describe(result: TrainResult):

@@ -44,6 +44,7 @@ def test_cross_validate_logs_folds_as_nested_runs(tiny_tree, capsys):
     parent = out.strip().splitlines()[-1].split()[3]
     run = mlflow.get_run(parent)
     assert {"cv_mean_test_track_accuracy", "cv_std_test_track_accuracy"} <= set(run.data.metrics)
+    assert run.inputs.dataset_inputs[0].dataset.digest == dataset.scan(tiny_tree).manifest_hash()
     children = mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{parent}'", search_all_experiments=True)
     assert len(children) == 2 and (children["status"] == "FINISHED").all()
     # the same seed gives the same folds and the same numbers; nothing was registered

@@ -181,3 +181,15 @@ def test_gtzan_ff_on_the_shared_train_tracks_is_refused():
         train(SHARED / "ff_train", TrainConfig(family="summary", split="gtzan-ff"), log=False)
     with pytest.raises(dataset.DatasetError, match="--force cannot help: there is nothing to train or to validate"):
         train(SHARED / "ff_train", TrainConfig(family="summary", split="gtzan-ff", force=True), log=False)
+
+
+def test_runs_record_their_data_as_an_mlflow_dataset(tiny_tree):
+    # issue 10 #3: the Dataset column was "-" everywhere; runs on the demo and on real audio could not be told apart
+    res = train(tiny_tree, TrainConfig(family="summary", seed=1), n_jobs=1, register=False)
+    inputs = mlflow.get_run(res.run_id).inputs.dataset_inputs
+    assert len(inputs) == 1
+    d = inputs[0].dataset
+    ds = dataset.scan(tiny_tree)
+    assert (d.name, d.digest) == ("genres (synthetic demo)", ds.manifest_hash())
+    assert str(tiny_tree) in d.source
+    assert [t.value for t in inputs[0].tags if t.key == "mlflow.data.context"] == ["training"]
