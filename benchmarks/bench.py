@@ -176,10 +176,69 @@ def bench_prediction(seed_model: Path) -> dict:
     return out
 
 
+def _cold(cmd: list[str]) -> float:
+    """Seconds a fresh process takes to run ``cmd`` (which must succeed)."""
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr[-2000:]}")
+    return seconds
+
+
+def bench_musicnn(repeats: int = 10, cold_repeats: int = 3) -> dict:
+    """Pretrained musicnn: warm embedding of a 30 s clip (against real time), the ``musicnn`` feature kind per
+    30 s window, and a fresh ``genrelib predict --tags 3`` against a fresh ``import tensorflow`` (the cost of
+    TensorFlow itself) and a fresh ``genrelib predict`` without tags, interleaved in the same run."""
+    import statistics
+
+    import soundfile as sf
+
+    from genrelib import demo, features, musicnn
+    from genrelib.config import SR
+
+    seconds = 30.0
+    y = demo.render("rock", seconds, seed=7)
+    t_load, _ = timed(musicnn.load)  # weights, graph; the first call traces
+    t_first, _ = timed(musicnn.embed, y, SR)
+    cfg = features.FeatureConfig(kind="musicnn")
+    features.window_features(y, SR, cfg)
+    warm: dict[str, list[float]] = {"embed": [], "patches": [], "window": []}
+    for _ in range(repeats):  # interleaved; the minimum is the time with the least interference from other load
+        warm["embed"].append(timed(musicnn.embed, y, SR)[0])
+        warm["patches"].append(timed(musicnn.patches, y, SR)[0])
+        warm["window"].append(timed(features.window_features, y, SR, cfg)[0])
+    embed_s, patches_s, window_s = (min(warm[k]) for k in ("embed", "patches", "window"))
+
+    song = ROOT / "data" / "bench" / "musicnn_song.wav"
+    song.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(song, y, SR)
+    gl = str(Path(sys.executable).parent / "genrelib")
+    cmds = {"import_tensorflow": [sys.executable, "-c", "import tensorflow"],
+                "predict_tags": [gl, "predict", str(song), "--tags", "3"],
+                "predict": [gl, "predict", str(song)]}
+    cold: dict[str, list[float]] = {k: [] for k in cmds}
+    for _ in range(cold_repeats):  # interleaved, so that a burst of load on the shared machine hits all three
+        for name, cmd in cmds.items():
+            cold[name].append(_cold(cmd))
+    med = {k: statistics.median(v) for k, v in cold.items()}
+    diffs = [a - b for a, b in zip(cold["predict_tags"], cold["import_tensorflow"])]
+    return {
+        "cpus": os.cpu_count(), "clip_seconds": seconds, "load_seconds": t_load, "first_call_seconds": t_first,
+        "embed_seconds_per_clip": embed_s, "embed_x_realtime": seconds / embed_s,
+        "embed_median_seconds_per_clip": statistics.median(warm["embed"]),
+        "feature_kind_median_seconds_per_window": statistics.median(warm["window"]),
+        "preprocessing_seconds_per_clip": patches_s,
+        "feature_kind_seconds_per_window": window_s,
+        "cold_seconds": cold, "cold_median_seconds": med,
+        "tags_minus_tensorflow_seconds": statistics.median(diffs),
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--tracks", type=int, default=200)
-    p.add_argument("--only", default=None, choices=["features", "train", "predict"],
+    p.add_argument("--only", default=None, choices=["features", "train", "predict", "musicnn"],
                    help="run only this benchmark (predict includes train, which makes its model)")
     args = p.parse_args()
     results = {}
@@ -208,9 +267,28 @@ def main() -> None:
             print(f"  HPSS of a 30 s window: librosa {h['librosa_seconds']:.2f} s, genrelib {h['genrelib_seconds']:.2f} s "
                   f"(identical output): {h['speedup']:.1f}x faster")
             print("  targets: seed_cnn warm >= 100x real time; reference cold < 8 s, warm >= 30x real time")
+    if args.only in (None, "musicnn"):
+        r = results["musicnn"] = bench_musicnn()
+        print(f"pretrained musicnn on {r['cpus']} CPUs (load {r['load_seconds']:.1f} s, first call "
+              f"{r['first_call_seconds']:.1f} s):")
+        print(f"  warm musicnn.embed of a {r['clip_seconds']:.0f} s clip: {r['embed_seconds_per_clip']:.2f} s "
+              f"= {r['embed_x_realtime']:.0f}x real time (target >= 60x; best of 10, median "
+              f"{r['embed_median_seconds_per_clip']:.2f} s); of which mel preprocessing "
+              f"{r['preprocessing_seconds_per_clip']:.3f} s")
+        print(f"  musicnn feature kind (features.window_features): {r['feature_kind_seconds_per_window']:.2f} s "
+              f"per 30 s window (best of 10, median {r['feature_kind_median_seconds_per_window']:.2f} s)")
+        m, runs = r["cold_median_seconds"], r["cold_seconds"]
+        for name, label in (("import_tensorflow", 'fresh python -c "import tensorflow"'),
+                            ("predict_tags", "fresh genrelib predict song.wav --tags 3"),
+                            ("predict", "fresh genrelib predict song.wav (no tags)")):
+            print(f"  {label:<42} {m[name]:5.1f} s (median of " + ", ".join(f"{v:.1f}" for v in runs[name]) + ")")
+        print(f"  --tags 3 minus import tensorflow: {r['tags_minus_tensorflow_seconds']:.1f} s (median of "
+              f"the per-round differences; target <= 5 s)")
     out = ROOT / "results" / "bench.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
+    # --only runs one benchmark: keep the others' last results
+    previous = json.loads(out.read_text()) if args.only and out.exists() else {}
+    out.write_text(json.dumps(previous | results, indent=2))
     print(f"wrote {out}")
 
 

@@ -65,10 +65,14 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
 def _cmd_features(args: argparse.Namespace) -> int:
     from .dataset import scan
-    from .features import FeatureConfig, extract
+    from .features import extract
+    from .train import feature_config_for
 
+    if args.map_method is not None and args.map is None:
+        raise GenrelibError("--map-method needs --map FILE.png (where to write the map)")
+    # as notebook 02: the family's kind, unless a kind is given explicitly (default family seed_cnn: mfcc)
+    cfg = feature_config_for(args.family or "seed_cnn", kind=args.kind or "", n_mfcc=args.n_mfcc, n_mels=args.n_mels)
     ds = scan(args.root)
-    cfg = FeatureConfig(kind=args.kind, n_mfcc=args.n_mfcc, n_mels=args.n_mels)
     fs = extract(ds, cfg, n_jobs=args.jobs, cache_dir=args.cache_dir, use_cache=not args.no_cache,
                  progress=sys.stderr.isatty())
     out = Path(args.out)
@@ -79,7 +83,16 @@ def _cmd_features(args: argparse.Namespace) -> int:
         tmp.replace(out)
     else:
         fs.save(out)
-    print(f"{args.kind} features of {len(fs.tracks)} tracks: X {fs.X.shape} float32 -> {out}")
+    print(f"{cfg.kind} features of {len(fs.tracks)} tracks: X {fs.X.shape} float32 -> {out}")
+    if args.map is not None:
+        from .plots import plot_embedding_map
+
+        fig = plot_embedding_map(fs.X, fs.row_genres, track_ids=fs.track_ids, method=args.map_method or "pca",
+                                 title=f"{cfg.kind} features by genre")
+        map_path = Path(args.map)
+        map_path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(map_path, dpi=110)
+        print(f"map of the features, one point per track ({args.map_method or 'pca'}) -> {map_path}")
     _print_skipped(fs.skipped)
     return 0
 
@@ -235,7 +248,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     def tags_json(p, window=None) -> dict:
         if not k_tags:
             return {}
-        return {"tags": [{"tag": t, "probability": q} for t, q in p.top_tags(k_tags, window=window)]}
+        note = {"tags_note": p.tags_note} if window is None and p.tags_note else {}
+        return {"tags": [{"tag": t, "probability": q} for t, q in p.top_tags(k_tags, window=window)], **note}
 
     def tags_text(p, window=None) -> str:
         return "  ".join(f"{t} {q:.2f}" for t, q in p.top_tags(k_tags, window=window)) if k_tags else ""
@@ -252,10 +266,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         print(predictor.table(preds, top_k=args.top_k, per_window=args.timeline, top_tags=k_tags)
               .to_csv(index=False), end="")
+        for p in preds:  # stdout stays CSV
+            if k_tags and p.tags_note:
+                print(f"note: {p.path}: {p.tags_note}", file=sys.stderr)
     else:
         for p in preds:
             top = "  ".join(f"{g} {q:.2f}" for g, q in p.top(genres, args.top_k))
             print(f"{p.path}  [{p.duration:6.1f} s]  {top}" + (f"  | tags: {tags_text(p)}" if k_tags else ""))
+            if k_tags and p.tags_note:
+                print(f"    note: {p.tags_note}")
             if args.timeline:
                 for i, (s, w) in enumerate(zip(p.starts, p.window_proba)):
                     order = np.argsort(-w)[: args.top_k]
@@ -353,9 +372,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("features", help="extract features of a data folder (cached)")
     f.add_argument("root", help="data folder laid out <root>/<genre>/<file>")
-    f.add_argument("--kind", choices=["mfcc", "mel", "summary", "musicnn"], default="mfcc",
-                   help="mfcc (default), mel, summary (the GTZAN table's 57 columns) or musicnn (pretrained "
-                        "embeddings and tags)")
+    f.add_argument("--kind", choices=["mfcc", "mel", "summary", "musicnn"], default=None,
+                   help="mfcc, mel, summary (the GTZAN table's 57 columns) or musicnn (pretrained embeddings and "
+                        "tags); default: the kind --family trains on, mfcc without --family. Given with --family, "
+                        "--kind wins (as notebook 02's kind and family parameters)")
+    f.add_argument("--family", choices=["seed_cnn", "mel_cnn", "crnn", "summary", "musicnn"], default=None,
+                   help="extract the kind this model family trains on (seed_cnn: mfcc; mel_cnn, crnn: mel; "
+                        "summary; musicnn), the features `genrelib train --model FAMILY` uses")
     f.add_argument("--out", required=True, help="output file: .csv for summary and musicnn, else .npz")
     f.add_argument("--n-mfcc", type=int, default=16, help="MFCCs per frame (mfcc kind; default 16)")
     f.add_argument("--n-mels", type=int, default=128, help="mel bands (mel kind; default 128)")
@@ -363,6 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--cache-dir", default=None, help="feature cache folder (default $GENRELIB_CACHE or "
                                                      "~/.cache/genrelib)")
     f.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    f.add_argument("--map", default=None, metavar="FILE.png",
+                   help="also draw a 2-D map of the features, one point per track, coloured by genre")
+    f.add_argument("--map-method", choices=["pca", "tsne"], default=None,
+                   help="how --map reduces the features to 2-D: pca (default) or tsne")
     f.set_defaults(func=_cmd_features)
 
     t = sub.add_parser("train", help="train a model, evaluate it on held-out tracks, log and register it")

@@ -214,3 +214,100 @@ def plot_timeline(starts: np.ndarray, proba: np.ndarray, genres: Sequence[str], 
     ax.legend(loc="upper right", fontsize=8)
     ax.set_title(title)
     return _close(fig)
+
+
+#: Methods of :func:`plot_embedding_map`.
+MAP_METHODS = ("pca", "tsne")
+
+
+def plot_embedding_map(X: np.ndarray, genres_of_rows: Sequence[str], *, method: str = "pca",
+                       track_ids: Sequence[str] | None = None, title: str = "Feature map", seed: int = 0, ax=None):
+    """A 2-D map of feature rows (or of tracks), one colour per genre.
+
+    Every feature is standardized (zero mean, unit variance over the points), then reduced to two dimensions by
+    PCA, or by t-SNE (after PCA to at most 50 dimensions; perplexity ``min(30, (n_points - 1) / 3)``, which fits
+    small data; fixed ``seed``).
+
+    Parameters
+    ----------
+    X : np.ndarray [shape=(n_rows, ...)]
+        Feature rows; each row is flattened (an MFCC or mel segment becomes one long vector).
+    genres_of_rows : sequence of str [shape=(n_rows,)]
+        Genre of each row (``""`` for unlabelled rows, drawn grey as "unlabelled").
+    method : {"pca", "tsne"}
+    track_ids : sequence of str [shape=(n_rows,)], optional
+        Track of each row: the rows of a track are averaged first, so the map has one point per track.
+    title : str
+    seed : int
+        t-SNE's random state (PCA is deterministic).
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        Axes labelled with the components (PCA: with their share of the variance), a legend of the genres.
+
+    Raises
+    ------
+    FeatureError
+        Unknown method, rows and genres of different lengths, or fewer than 3 points.
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import StandardScaler
+
+    from .errors import FeatureError
+
+    if method not in MAP_METHODS:
+        raise FeatureError(f"unknown map method {method!r}; choose one of {', '.join(MAP_METHODS)}")
+    X = np.asarray(X, dtype=np.float64)
+    X = X.reshape(len(X), -1)
+    genres_of_rows = np.asarray(genres_of_rows, dtype=str)
+    if len(genres_of_rows) != len(X):
+        raise FeatureError(f"{len(X)} feature rows but {len(genres_of_rows)} genres; give one genre per row")
+    if track_ids is not None:
+        track_ids = np.asarray(track_ids, dtype=str)
+        if len(track_ids) != len(X):
+            raise FeatureError(f"{len(X)} feature rows but {len(track_ids)} track ids; give one id per row")
+        tracks, first, inverse = np.unique(track_ids, return_index=True, return_inverse=True)
+        sums = np.zeros((len(tracks), X.shape[1]))
+        np.add.at(sums, inverse, X)
+        X = sums / np.bincount(inverse)[:, None]
+        genres_of_rows = genres_of_rows[first]
+    points = "tracks" if track_ids is not None else "rows"
+    if len(X) < 3:
+        raise FeatureError(f"a feature map needs at least 3 {points}; got {len(X)}")
+    Z = StandardScaler().fit_transform(X)
+    if method == "pca":
+        pca = PCA(n_components=2, random_state=seed)
+        Y = pca.fit_transform(Z)
+        share = pca.explained_variance_ratio_
+        xlabel, ylabel = (f"PC {i + 1} ({share[i]:.0%} of variance)" for i in range(2))
+        how = "PCA"
+    else:
+        from sklearn.manifold import TSNE
+
+        if Z.shape[1] > 50:  # the usual first step: t-SNE's neighbours on the main directions, not the noise
+            Z = PCA(n_components=min(50, len(Z)), random_state=seed).fit_transform(Z)
+        perplexity = max(1.0, min(30.0, (len(Z) - 1) / 3))
+        Y = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(Z)
+        xlabel, ylabel = "t-SNE 1", "t-SNE 2"
+        how = f"t-SNE (perplexity {perplexity:.3g})"
+    fig, ax = _axes(ax, (7.5, 5.5))
+    names = sorted(set(genres_of_rows.tolist()) - {""})
+    colours = dict(zip(names, _genre_colours(len(names))))
+    for name in names + ([""] if "" in genres_of_rows else []):
+        mask = genres_of_rows == name
+        ax.scatter(Y[mask, 0], Y[mask, 1], s=22, alpha=0.85, color=colours.get(name, "0.6"),
+                   label=name or "unlabelled", edgecolors="none")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{title}\n{len(Y)} {points}, {how} of standardized features", fontsize=10)
+    ax.legend(title="genre", loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, title_fontsize=9,
+              frameon=False)
+    return _close(fig)
+
+
+def _genre_colours(n: int) -> list:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]

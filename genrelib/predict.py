@@ -115,6 +115,16 @@ class SongPrediction:
         order = np.argsort(-t)[:k]
         return [(self.tag_names[i], float(t[i])) for i in order]
 
+    @property
+    def tags_note(self) -> str | None:
+        """What to say about the song's tags beside them, or None: a song shorter than one 3 s musicnn patch
+        is tagged from that one patch, padded with silence (:func:`genrelib.musicnn.patches`)."""
+        from .musicnn import PATCH_SECONDS
+
+        if self.tags is None or self.duration >= PATCH_SECONDS:
+            return None
+        return f"shorter than {PATCH_SECONDS:g} s: musicnn tags come from one zero-padded patch"
+
 
 def predict_file(model, path: str | Path, *, hop_seconds: float | None = None,
                  tag_model: str | None = None) -> SongPrediction:

@@ -122,3 +122,19 @@ def dataset_skipped(root):
     from genrelib.dataset import scan
 
     return scan(root).skipped
+
+
+def test_features_family_picks_its_kind_and_draws_a_map(tiny_tree, tmp_path, capsys):
+    out = tmp_path / "f.npz"
+    assert main(["features", str(tiny_tree), "--family", "crnn", "--out", str(out), "--jobs", "1",
+                 "--map", str(tmp_path / "maps" / "map.png")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("mel features of 12 tracks: X (12, 130, 128)")  # crnn trains on mel segments
+    assert lines[1] == f"map of the features, one point per track (pca) -> {tmp_path / 'maps' / 'map.png'}"
+    assert (tmp_path / "maps" / "map.png").read_bytes()[:4] == b"\x89PNG"
+    # an explicit --kind wins over the family's, as notebook 02's kind parameter does
+    assert main(["features", str(tiny_tree), "--family", "crnn", "--kind", "mfcc", "--out", str(out),
+                 "--jobs", "1"]) == 0
+    assert capsys.readouterr().out.startswith("mfcc features of 12 tracks: X (12, 130, 16)")
+    assert main(["features", str(tiny_tree), "--out", str(out), "--map-method", "tsne"]) == 2
+    assert "--map-method needs --map FILE.png" in capsys.readouterr().err

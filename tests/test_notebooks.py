@@ -74,6 +74,8 @@ def test_make_run_all_pipeline_on_tiny_data(tmp_path):
     assert features_run["features.kind"] == "mel"  # 02 extracted what 03 trains crnn on, not its mfcc default
     assert ({k: v for k, v in features_run.items() if k.startswith("features.")}
             == {k: v for k, v in train_run.data.params.items() if k.startswith("features.")})
+    assert features_run["map_method"] == "pca"
+    assert {a.path for a in client.list_artifacts(runs[1].run_id, "figures")} == {"figures/feature_map.png"}
     evaluated = client.get_run(runs[3].run_id)
     assert "eval_track_accuracy" in evaluated.data.metrics
     assert evaluated.data.params["model"] == "genre-classifier@crnn"  # 04 took the model 03 trained
@@ -81,6 +83,30 @@ def test_make_run_all_pipeline_on_tiny_data(tmp_path):
     assert {"figures/class_distribution.png", "figures/mel_spectrogram.png", "figures/mfcc.png"} <= eda
     pers = client.get_run(runs[4].run_id)
     assert "personal_song_accuracy" in pers.data.metrics and "personal_window_accuracy" in pers.data.metrics
+
+
+def test_run_all_with_the_musicnn_family(tmp_path, tiny_tree):
+    """-p family musicnn: 02 extracts musicnn features, 03 trains the musicnn family, 04 and 05 use its model.
+    (01 does not depend on the family and is left out to keep the suite short.)"""
+    personal = tmp_path / "personal"
+    demo.make_personal(personal, n=1, seed=4, min_seconds=32, max_seconds=34, genres=("metal",), n_jobs=1)
+    parent, runs = run_all(data_dir=tiny_tree, personal_dir=personal, notebooks=NOTEBOOKS[1:],
+                           parameters={"n_jobs": 1, "family": "musicnn", "map_method": "tsne"},
+                           notebooks_dir=NB_DIR, out_dir=tmp_path / "out")
+    client = mlflow.MlflowClient()
+    assert client.get_run(parent).info.status == "FINISHED"
+    assert [r.name for r in runs] == list(NOTEBOOKS[1:])
+    for r in runs:
+        nb = nbformat.read(r.output, as_version=4)
+        assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+        assert client.get_run(r.run_id).info.status == "FINISHED", r.name
+    features_run, train_run, evaluated, pers = (client.get_run(r.run_id).data for r in runs)
+    assert features_run.params["features.kind"] == "musicnn" and features_run.params["map_method"] == "tsne"
+    assert {a.path for a in client.list_artifacts(runs[0].run_id, "figures")} == {"figures/feature_map.png"}
+    assert train_run.params["train.family"] == "musicnn" and train_run.params["features.kind"] == "musicnn"
+    assert "test_track_accuracy" in train_run.metrics
+    assert evaluated.params["model"] == "genre-classifier@musicnn" and "eval_track_accuracy" in evaluated.metrics
+    assert pers.params["model"] == "genre-classifier@musicnn" and "personal_song_accuracy" in pers.metrics
 
 
 def test_failing_cell_fails_the_run(tmp_path):

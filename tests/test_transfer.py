@@ -44,7 +44,7 @@ def test_predict_tags_for_any_model_in_every_format(tiny_tree, capsys):
 
     song = next(tiny_tree.glob("metal/*.wav"))
     assert main(["predict", str(song), "--tags", "3", "--timeline"]) == 0  # the reference model gives the genre
-    lines = capsys.readouterr().out.splitlines()
+    lines = capsys.readouterr().out.splitlines()[1:]  # after the line naming the model
     assert len(lines) == 2 and lines[0].startswith(str(song)) and "| tags: " in lines[0]
     assert lines[1].startswith("        0.0 s  ") and "| tags: " in lines[1]
     names = [t for t in lines[0].split("| tags: ")[1].split("  ")]
@@ -97,4 +97,29 @@ def test_personal_test_lists_tags(tiny_tree, capsys):
     assert mlflow.get_run(res.run_id).data.params["top_tags"] == "2"
     assert main(["personal-test", str(tiny_tree / "metal"), "--tags", "1", "--no-log"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].split()[-1] == "tags"
+    assert out.splitlines()[1].split()[-1] == "tags"  # the table's header, after the line naming the model
+
+
+def test_predict_tags_say_a_song_under_3_s_is_one_padded_patch(tiny_tree, tmp_path, capsys):
+    import json
+
+    import soundfile as sf
+
+    from genrelib import demo
+
+    short = tmp_path / "short.wav"
+    sf.write(short, demo.render("metal", 1.5, seed=4), 22050)  # over genrelib's 0.5 s minimum, under one patch
+    song = next(tiny_tree.glob("metal/*.wav"))  # 4 s: one whole patch, nothing to say
+    note = "shorter than 3 s: musicnn tags come from one zero-padded patch"
+    assert main(["predict", str(short), str(song), "--tags", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]  # after the line naming the model
+    assert lines[0].startswith(str(short)) and "| tags: " in lines[0]
+    assert lines[1] == f"    note: {note}"
+    assert lines[2].startswith(str(song)) and len(lines) == 3
+    assert main(["predict", str(short), str(song), "--tags", "2", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out[0]["tags_note"] == note and "tags_note" not in out[1]
+    assert main(["predict", str(short), "--tags", "2", "--format", "csv"]) == 0
+    assert f"note: {short}: {note}" in capsys.readouterr().err
+    assert main(["predict", str(short)]) == 0  # no tags asked: nothing said about them
+    assert "note:" not in capsys.readouterr().out
