@@ -215,12 +215,17 @@ def log_dataset(table: pd.DataFrame, *, name: str, source: str, digest: str, con
 
 
 def keras_epoch_logger():
-    """A Keras callback that logs every epoch's loss and accuracy (training and validation) to MLflow."""
+    """A Keras callback that logs every epoch's loss and accuracy (training and validation) to MLflow.
+
+    Epoch ``k`` (1-based) is logged at step ``k``. Step 0 is left to the run's final numbers (test metrics,
+    track counts): MLflow links the metrics of step 0 to a model logged in the run, so the Models tab shows what
+    the model scores on its test tracks, not its first epoch.
+    """
     import keras
 
     class EpochLogger(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            mlflow.log_metrics({k: float(v) for k, v in (logs or {}).items()}, step=epoch)
+            mlflow.log_metrics({k: float(v) for k, v in (logs or {}).items()}, step=epoch + 1)
 
     return EpochLogger()
 

@@ -193,3 +193,18 @@ def test_runs_record_their_data_as_an_mlflow_dataset(tiny_tree):
     assert (d.name, d.digest) == ("genres (synthetic demo)", ds.manifest_hash())
     assert str(tiny_tree) in d.source
     assert [t.value for t in inputs[0].tags if t.key == "mlflow.data.context"] == ["training"]
+
+
+def test_logged_models_carry_their_test_metrics_not_the_first_epoch(tiny_tree):
+    # issue 10 #1: the Models tab showed every Keras model at its first epoch ("accuracy 0.117, loss 3.21")
+    res = train(tiny_tree, TrainConfig(family="seed_cnn", epochs=2, seed=1), n_jobs=1, register=False)
+    client = mlflow.MlflowClient()
+    outputs = client.get_run(res.run_id).outputs.model_outputs
+    assert len(outputs) == 2  # the native Keras model and the audio model
+    for out in outputs:
+        linked = {m.key: m.value for m in client.get_logged_model(out.model_id).metrics}
+        assert linked["test_track_accuracy"] == pytest.approx(res.report.track.metrics["accuracy"])
+        assert linked["test_segment_accuracy"] == pytest.approx(res.report.segment.metrics["accuracy"])
+        assert not {"loss", "accuracy", "val_loss", "val_accuracy"} & set(linked)
+    # the curves are still there, one point per epoch, at steps 1..epochs
+    assert [m.step for m in client.get_metric_history(res.run_id, "val_loss")] == [1, 2]
