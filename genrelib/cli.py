@@ -136,7 +136,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                       force=args.force)
     if args.cv is not None:
         return _cmd_cv(args, cfg)
-    res = train(args.data, cfg, n_jobs=args.jobs, register=not args.no_register, progress=sys.stderr.isatty())
+    res = train(args.data, cfg, n_jobs=args.jobs, register=not args.no_register, progress=sys.stderr.isatty(),
+                promote="always" if args.promote else "auto")
     sizes = {p: sum(c.values()) for p, c in res.split_sizes.items()}
     print(f"run {res.run_id}: {args.model} on {res.extra['data_root']} "
           f"(tracks: train {sizes['train']}, valid {sizes['valid']}, test {sizes['test']}; split {args.split})")
@@ -159,8 +160,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print("test metrics (held-out tracks, never seen in training or model selection):")
         _print_metrics(res.report)
     if res.registered_version:
-        print(f"registered as {REGISTERED}/{res.registered_version} (alias @{args.model.replace('_', '-')}); "
-              f"model URI {res.model_uri}")
+        print(f"registered as {REGISTERED}/{res.registered_version}; model URI {res.model_uri}")
+        print(res.extra["alias_reason"])
     return 0
 
 
@@ -404,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--class-weights", action="store_true", help="weight genres inversely to their frequency")
     t.add_argument("--jobs", type=int, default=None, help="feature-extraction processes")
     t.add_argument("--no-register", action="store_true", help="do not register the model")
+    t.add_argument("--promote", action="store_true",
+                   help="move the family's registry alias (genre-classifier@<family>) to this version even if it "
+                        "scores lower than the holder or was trained on other data")
     t.add_argument("--cv", type=int, default=None, metavar="K",
                    help="instead of one split: K-fold cross-validation by track (stratified), mean and spread of "
                         "every metric, each fold a nested MLflow run; nothing is registered")

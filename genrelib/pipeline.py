@@ -169,8 +169,8 @@ def run_all(*, data_dir: str | Path, personal_dir: str | Path, parameters: dict 
     tracking.setup(tracking_uri)
     params = {"data_dir": str(Path(data_dir).resolve()), "personal_dir": str(Path(personal_dir).resolve()),
               **(parameters or {})}
-    if "family" in params and "model" not in params:
-        # 04 and 05 evaluate the model 03 just trained: the registry alias of its family
+    pin_model = "model" not in params  # then 04 and 05 use exactly the version 03 registers (see below)
+    if "family" in params and pin_model:
         params["model"] = f"genre-classifier@{str(params['family']).replace('_', '-')}"
     parent = tracking.create_parent_run(run_name, tags={"genrelib.stage": "run-all"})
     tracking.log_params_to(parent, {f"override.{k}": v for k, v in (parameters or {}).items()}
@@ -181,6 +181,11 @@ def run_all(*, data_dir: str | Path, personal_dir: str | Path, parameters: dict 
             logger.info("running %s", name)
             runs.append(run_notebook(name, parameters=params, notebooks_dir=notebooks_dir, out_dir=out_dir,
                                      parent_run_id=parent, tracking_uri=tracking_uri))
+            version = tracking.run_tag(runs[-1].run_id, "genrelib.registered_version") if runs[-1].run_id else None
+            if pin_model and version:
+                # The family's alias moves only to a version at least as good on the same data, so the model
+                # 03 just trained is named by its version, not by the alias.
+                params["model"] = f"genre-classifier/{version}"
     except BaseException:
         tracking.fail_running_children(parent)
         tracking.end_run(parent, "FAILED")

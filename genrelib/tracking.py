@@ -333,13 +333,18 @@ def _sniff_suffix(data: bytes) -> str:
     return ".bin"
 
 
-def log_genre_model(model, *, register: bool = True, name: str = "model") -> dict:
+def log_genre_model(model, *, register: bool = True, name: str = "model", test_track_accuracy: float | None = None,
+                    dataset_name: str | None = None, promote_alias: str = "auto") -> dict:
     """Log a :class:`~genrelib.models.base.GenreModel`: native flavour plus the audio pyfunc; register the pyfunc.
+
+    A registered version carries tags and a description (:func:`version_record`); the family's alias moves to
+    it by the rule of :func:`promote` (``promote_alias``: ``auto``, ``always`` or ``never``).
 
     Returns
     -------
     dict
-        ``model_uri`` (the pyfunc's URI), ``native_uri`` and, when registered, ``version``.
+        ``model_uri`` (the pyfunc's URI), ``native_uri`` and, when registered, ``version``, ``alias``,
+        ``alias_moved`` and ``alias_reason``.
     """
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Schema, TensorSpec
@@ -368,11 +373,77 @@ def log_genre_model(model, *, register: bool = True, name: str = "model") -> dic
     out = {"model_uri": info.model_uri, "native_uri": native.model_uri}
     if register and info.registered_model_version is not None:
         version = str(info.registered_model_version)
-        client = mlflow.MlflowClient()
-        client.set_registered_model_alias(REGISTERED_MODEL, model.family.replace("_", "-"), version)
-        client.set_model_version_tag(REGISTERED_MODEL, version, "family", model.family)
         out["version"] = version
+        record = version_record(model, test_track_accuracy=test_track_accuracy, dataset_name=dataset_name)
+        client = mlflow.MlflowClient()
+        for key, value in record.items():
+            client.set_model_version_tag(REGISTERED_MODEL, version, key, str(value))
+        client.update_model_version(REGISTERED_MODEL, version, description=version_description(record))
+        if mlflow.active_run():
+            mlflow.set_tag("genrelib.registered_version", version)
+        out["alias"], out["alias_moved"], out["alias_reason"] = promote(version, record, how=promote_alias)
     return out
+
+
+def version_record(model, *, test_track_accuracy: float | None, dataset_name: str | None) -> dict:
+    """The tags a registered version carries: family, data set name and digest, split, test accuracy, epochs."""
+    info = model.info
+    rec = {"family": model.family, "dataset_name": dataset_name or Path(str(info.get("data_root", "?"))).name,
+           "dataset_digest": info.get("manifest_hash", ""), "split": info.get("split", ""),
+           "test_track_accuracy": "" if test_track_accuracy is None else f"{test_track_accuracy:.4f}"}
+    if "epochs_run" in info:
+        rec["epochs"] = info["epochs_run"]
+    return rec
+
+
+def version_description(record: dict) -> str:
+    """One line describing a registered version, for the registry page."""
+    acc = record["test_track_accuracy"]
+    return (f"{record['family']} trained on {record['dataset_name']} (digest {record['dataset_digest']}, split "
+            f"{record['split']}); test per-track accuracy {acc or 'not measured'}"
+            + (f"; {record['epochs']} epochs" if "epochs" in record else ""))
+
+
+def promote(version: str, record: dict, *, how: str = "auto") -> tuple[str, bool, str]:
+    """Point the family's alias (``genre-classifier@seed-cnn``) at ``version`` if it deserves it.
+
+    Rule (``how="auto"``): the alias moves when nobody holds it, when the holder has no comparable record
+    (registered before versions carried one), or when the new version's test per-track accuracy is at least the
+    holder's on the same data set (same digest). A version trained on other data never takes the alias by
+    itself: ``how="always"`` moves it anyway (``genrelib train --promote``), ``how="never"`` leaves it.
+
+    Returns
+    -------
+    alias : str
+    moved : bool
+    reason : str
+        One line saying what happened, for the user.
+    """
+    alias = record["family"].replace("_", "-")
+    client = mlflow.MlflowClient()
+    try:
+        holder = client.get_model_version_by_alias(REGISTERED_MODEL, alias)
+    except mlflow.exceptions.MlflowException:
+        holder = None
+    if how == "never":
+        return alias, False, f"@{alias} left where it was (not promoted)"
+    if how == "always" or holder is None:
+        client.set_registered_model_alias(REGISTERED_MODEL, alias, version)
+        why = "asked for (--promote)" if how == "always" else "no version held it"
+        return alias, True, f"@{alias} now points to version {version} ({why})"
+    held = holder.tags or {}
+    if "dataset_digest" not in held or not held.get("test_track_accuracy"):
+        client.set_registered_model_alias(REGISTERED_MODEL, alias, version)
+        return alias, True, f"@{alias} now points to version {version} (version {holder.version} had no record)"
+    if held["dataset_digest"] != record["dataset_digest"]:
+        return alias, False, (f"@{alias} stays on version {holder.version} (trained on {held.get('dataset_name', '?')}; "
+                              f"this version on other data, {record['dataset_name']}); use --promote to move it")
+    new, old = record["test_track_accuracy"], held["test_track_accuracy"]
+    if new and float(new) >= float(old):
+        client.set_registered_model_alias(REGISTERED_MODEL, alias, version)
+        return alias, True, f"@{alias} now points to version {version} (test accuracy {new} >= {old} on the same data)"
+    return alias, False, (f"@{alias} stays on version {holder.version} (test accuracy {old} > {new or 'unmeasured'} "
+                          "on the same data); use --promote to move it")
 
 
 def set_alias(version: str, alias: str) -> None:
@@ -427,6 +498,12 @@ def load_pyfunc(ref: str):
     """Load a logged audio model as an ``mlflow.pyfunc`` model."""
     setup()
     return mlflow.pyfunc.load_model(resolve_model_uri(ref))
+
+
+def run_tag(run_id: str, key: str) -> str | None:
+    """The value of tag ``key`` of a run, or None."""
+    setup()
+    return mlflow.MlflowClient().get_run(run_id).data.tags.get(key)
 
 
 def find_run(tag: str, value: str, *, parent_run_id: str | None = None,

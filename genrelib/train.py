@@ -249,6 +249,7 @@ def train(
     evaluate_test: bool = True,
     log: bool = True,
     register: bool = True,
+    promote: str = "auto",
     run_name: str | None = None,
     parent_run_id: str | None = None,
     n_jobs: int | None = None,
@@ -269,6 +270,10 @@ def train(
         Evaluate on the test part and log the report.
     log, register : bool
         Log to MLflow; register the model as ``genre-classifier``.
+    promote : {"auto", "always", "never"}
+        Whether the family's registry alias (``genre-classifier@seed-cnn``) moves to the new version:
+        ``auto`` when it is at least as good as the current holder on the same data set
+        (:func:`genrelib.tracking.promote`).
     run_name, parent_run_id : str, optional
         MLflow run name; a parent run to nest under (as ``make run-all`` does).
     tracking_uri : str, optional
@@ -345,8 +350,11 @@ def train(
                 tracking.log_params({"chosen_estimator": model.info["chosen"]})
             if res.report is not None:
                 ev.log_report(res.report, prefix="test")
-            logged = tracking.log_genre_model(model, register=register)
+            logged = tracking.log_genre_model(
+                model, register=register, dataset_name=data_name(ds), promote_alias=promote,
+                test_track_accuracy=None if res.report is None else res.report.track.metrics["accuracy"])
             res.model_uri, res.registered_version = logged["model_uri"], logged.get("version")
+            res.extra["alias_reason"] = logged.get("alias_reason")
         return res
 
     if not log:
