@@ -70,6 +70,7 @@ lab: $(STAMP) ## start JupyterLab on notebooks/ with the project's kernel (named
 	$(VENV)/bin/jupyter lab --notebook-dir notebooks --ip 127.0.0.1 $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 ui: $(STAMP) ## start the MLflow UI on 127.0.0.1 (PORT=5000) against the project's store
+	@$(PY) -c "from genrelib import tracking; print('genrelib runs:', tracking.ui_url(port=$(PORT)))"
 	$(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port $(PORT)
 
 bench: $(STAMP) ## benchmarks (speed and size, as ratios against baselines in the same run)

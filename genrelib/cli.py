@@ -348,6 +348,9 @@ def _cmd_run_all(args: argparse.Namespace) -> int:
     print(f"all {len(runs)} notebooks ran in {time.perf_counter() - t0:.0f} s under MLflow parent run {parent}")
     print(f"executed notebooks (ipynb and html): {Path(args.out).resolve()}")
     print(f"compare runs in the MLflow UI: {_ui_command()}")
+    from . import tracking
+
+    print(f"then open {tracking.ui_url()} (genrelib's runs; Models tab: logged models with their test metrics)")
     return 0
 
 

@@ -39,6 +39,11 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 _configured_uri: str | None = None
 
+#: MLflow 3's UI opens an experiment by its kind; untagged, it guessed "GenAI" and opened an empty traces page.
+#: Tagged as model development it opens on the runs.
+EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_TAGS = {EXPERIMENT_KIND: "custom_model_development"}
+
 
 def tracking_uri() -> str:
     """The store in use: the one last given to :func:`setup`, else ``$MLFLOW_TRACKING_URI``, else SQLite at
@@ -74,11 +79,18 @@ def setup(uri: str | None = None, experiment: str = EXPERIMENT) -> str:
     mlflow.set_tracking_uri(uri)
     exp = mlflow.get_experiment_by_name(experiment)
     if exp is None:
-        exp_id = mlflow.create_experiment(experiment, artifact_location=_artifact_root(uri))
+        exp_id = mlflow.create_experiment(experiment, artifact_location=_artifact_root(uri), tags=EXPERIMENT_TAGS)
     else:
         exp_id = exp.experiment_id
+        if exp.tags.get(EXPERIMENT_KIND) != EXPERIMENT_TAGS[EXPERIMENT_KIND]:
+            mlflow.MlflowClient().set_experiment_tag(exp_id, EXPERIMENT_KIND, EXPERIMENT_TAGS[EXPERIMENT_KIND])
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
+
+
+def ui_url(*, host: str = "127.0.0.1", port: int = 5000) -> str:
+    """The MLflow UI's page of genrelib's runs (experiment's "runs" tab), for ``mlflow ui`` on ``host:port``."""
+    return f"http://{host}:{port}/#/experiments/{setup()}/runs"
 
 
 def git_commit() -> str:

@@ -42,3 +42,17 @@ def test_family_alias_moves_only_to_a_version_at_least_as_good_on_the_same_data(
     assert main(["train", str(other), "--model", "summary", "--seed", "1", "--promote"]) == 0
     assert _alias_line(capsys.readouterr().out) == "@summary now points to version 4 (asked for (--promote))"
     assert str(client.get_model_version_by_alias("genre-classifier", "summary").version) == "4"
+
+
+def test_the_experiment_opens_on_its_runs_in_the_mlflow_ui():
+    # issue 10 #5: MLflow 3.17's UI opened genrelib's experiment on an empty GenAI traces page
+    from genrelib import tracking
+
+    exp_id = tracking.setup()
+    exp = mlflow.get_experiment(exp_id)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert tracking.ui_url(port=5001) == f"http://127.0.0.1:5001/#/experiments/{exp_id}/runs"
+    # an experiment made before the tag existed gets it on the next setup
+    mlflow.MlflowClient().delete_experiment_tag(exp_id, "mlflow.experimentKind")
+    tracking.setup()
+    assert mlflow.get_experiment(exp_id).tags["mlflow.experimentKind"] == "custom_model_development"
