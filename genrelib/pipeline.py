@@ -16,6 +16,10 @@ from .errors import GenrelibError
 
 logger = logging.getLogger(__name__)
 
+#: Headline metrics of the notebooks' runs that the run-all parent run collects.
+SUMMARY_METRICS = ("test_track_accuracy", "test_segment_accuracy", "test_track_f1_macro", "eval_track_accuracy",
+                   "eval_segment_accuracy", "personal_song_accuracy", "personal_window_accuracy")
+
 NOTEBOOKS = ("01_eda", "02_features", "03_train", "04_evaluate", "05_personal_test")
 
 
@@ -110,7 +114,7 @@ def run_notebook(name: str, *, parameters: dict | None = None, notebooks_dir: st
     html = _write_html(output)
     run_id = tracking.find_run("genrelib.notebook", name, parent_run_id=parent_run_id or None, started_after=started)
     if run_id is not None:
-        tracking.log_notebook(run_id, output, html)
+        tracking.log_notebook(run_id, output, html, source=src.resolve())
     else:
         logger.warning("no MLflow run tagged genrelib.notebook=%s was found; the notebook is not attached", name)
     return NotebookRun(name=name, output=output, html=html, run_id=run_id, seconds=seconds, parameters=params)
@@ -150,8 +154,11 @@ def _fail_notebook_run(name: str, output: Path, *, parent_run_id: str, started: 
 def run_all(*, data_dir: str | Path, personal_dir: str | Path, parameters: dict | None = None,
             notebooks: tuple[str, ...] = NOTEBOOKS, notebooks_dir: str | Path = "notebooks",
             out_dir: str | Path = "results/notebooks", tracking_uri: str | None = None,
-            run_name: str = "run-all") -> tuple[str, list[NotebookRun]]:
+            run_name: str | None = None) -> tuple[str, list[NotebookRun]]:
     """Run the notebooks in order as children of a new MLflow parent run.
+
+    The parent run is named after the data and the family (``run-all genres (synthetic demo) seed_cnn``) unless
+    ``run_name`` is given, and collects the children's headline metrics (:data:`SUMMARY_METRICS`).
 
     Returns
     -------
@@ -172,6 +179,12 @@ def run_all(*, data_dir: str | Path, personal_dir: str | Path, parameters: dict 
     pin_model = "model" not in params  # then 04 and 05 use exactly the version 03 registers (see below)
     if "family" in params and pin_model:
         params["model"] = f"genre-classifier@{str(params['family']).replace('_', '-')}"
+    if run_name is None:
+        from .demo import is_demo
+
+        data = Path(params["data_dir"])
+        run_name = (f"run-all {data.name}{' (synthetic demo)' if is_demo(data) else ''} "
+                    f"{params.get('family', 'seed_cnn')}")
     parent = tracking.create_parent_run(run_name, tags={"genrelib.stage": "run-all"})
     tracking.log_params_to(parent, {f"override.{k}": v for k, v in (parameters or {}).items()}
                            | {"data_dir": params["data_dir"], "personal_dir": params["personal_dir"]})
@@ -181,6 +194,8 @@ def run_all(*, data_dir: str | Path, personal_dir: str | Path, parameters: dict 
             logger.info("running %s", name)
             runs.append(run_notebook(name, parameters=params, notebooks_dir=notebooks_dir, out_dir=out_dir,
                                      parent_run_id=parent, tracking_uri=tracking_uri))
+            if runs[-1].run_id:
+                tracking.copy_metrics(runs[-1].run_id, parent, SUMMARY_METRICS)
             version = tracking.run_tag(runs[-1].run_id, "genrelib.registered_version") if runs[-1].run_id else None
             if pin_model and version:
                 # The family's alias moves only to a version at least as good on the same data, so the model

@@ -17,6 +17,7 @@ import logging
 import os
 import subprocess
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from importlib import metadata
@@ -533,13 +534,31 @@ def find_run(tag: str, value: str, *, parent_run_id: str | None = None,
     return runs[0].info.run_id if runs else None
 
 
-def log_notebook(run_id: str, notebook: str | Path, html: str | Path | None = None) -> None:
-    """Attach an executed notebook (and its HTML rendering) to a run."""
+def log_notebook(run_id: str, notebook: str | Path, html: str | Path | None = None, *,
+                 source: str | Path | None = None) -> None:
+    """Attach an executed notebook (and its HTML rendering) to a run; ``source`` (the notebook that was run)
+    becomes the run's Source in the UI, instead of the kernel's ``ipykernel_launcher.py``."""
     setup()
     client = mlflow.MlflowClient()
     client.log_artifact(run_id, str(notebook), "notebook")
     if html is not None:
         client.log_artifact(run_id, str(html), "notebook")
+    if source is not None:
+        client.set_tag(run_id, "mlflow.source.name", str(source))
+        client.set_tag(run_id, "mlflow.source.type", "NOTEBOOK")
+
+
+def copy_metrics(src_run_id: str, dst_run_id: str, keys: tuple[str, ...]) -> dict[str, float]:
+    """Copy the latest values of ``keys`` (those the source run has) to another run; returns what was copied."""
+    from mlflow.entities import Metric
+
+    setup()
+    client = mlflow.MlflowClient()
+    found = {k: v for k, v in client.get_run(src_run_id).data.metrics.items() if k in keys}
+    now = int(time.time() * 1000)
+    if found:
+        client.log_batch(dst_run_id, metrics=[Metric(k, float(v), now, 0) for k, v in found.items()])
+    return found
 
 
 def fail_running_children(parent_run_id: str) -> None:

@@ -56,6 +56,15 @@ def test_make_run_all_pipeline_on_tiny_data(tmp_path):
     assert [r.name for r in runs] == list(NOTEBOOKS)
     client = mlflow.MlflowClient()
     assert client.get_run(parent).info.status == "FINISHED"
+    # runs a user can tell apart (issue 10 #4): named after data and family, notebooks as their source, and the
+    # parent holds the headline numbers of its children
+    parent_run = client.get_run(parent)
+    assert parent_run.info.run_name == "run-all genres (synthetic demo) crnn"
+    assert {"test_track_accuracy", "eval_track_accuracy", "personal_song_accuracy"} <= set(parent_run.data.metrics)
+    for r in runs:
+        tags = client.get_run(r.run_id).data.tags
+        assert tags["mlflow.source.name"].endswith(f"notebooks/{r.name}.ipynb") and tags["mlflow.source.type"] == \
+            "NOTEBOOK"
     for r in runs:
         nb = nbformat.read(r.output, as_version=4)
         errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
