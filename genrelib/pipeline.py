@@ -99,8 +99,11 @@ def run_notebook(name: str, *, parameters: dict | None = None, notebooks_dir: st
     started = time.time()
     t0 = time.perf_counter()
     try:
+        # The kernel's own log (a TCP-without-encryption warning per start, a KeyboardInterrupt note at shutdown)
+        # is not for the user: cell errors reach the executed notebook and the NotebookError.
         pm.execute_notebook(str(src), str(output), parameters=params, kernel_name=kernel,
-                            cwd=str(Path(notebooks_dir).resolve()), progress_bar=False, log_output=False)
+                            cwd=str(Path(notebooks_dir).resolve()), progress_bar=False, log_output=False,
+                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
     except BaseException as exc:
         # By now the kernel has exited, and MLflow's exit hook in it ended a still-active run as FINISHED; a cell
         # may also have ended the run before a later cell failed. Either way the run is the notebook's and failed.

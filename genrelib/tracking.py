@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
 import logging
 import os
+import socket
 import subprocess
 import tempfile
 import time
@@ -86,6 +88,9 @@ def setup(uri: str | None = None, experiment: str = EXPERIMENT) -> str:
         if exp.tags.get(EXPERIMENT_KIND) != EXPERIMENT_TAGS[EXPERIMENT_KIND]:
             mlflow.MlflowClient().set_experiment_tag(exp_id, EXPERIMENT_KIND, EXPERIMENT_TAGS[EXPERIMENT_KIND])
     mlflow.set_experiment(experiment_id=exp_id)
+    if uri not in _reaped_stores:
+        _reaped_stores.add(uri)
+        reap_orphan_runs()
     return exp_id
 
 
@@ -105,7 +110,81 @@ def git_commit() -> str:
 
 
 def _standard_tags(tags: dict | None) -> dict:
-    return {"genrelib.version": __version__, "genrelib.git_commit": git_commit(), **(tags or {})}
+    # pid, its start time and the host let reap_orphan_runs tell a run whose process was killed (SIGKILL, power
+    # loss) from one still working; the start time tells a reused pid from the run's own process.
+    pid = os.getpid()
+    return {"genrelib.version": __version__, "genrelib.git_commit": git_commit(), "genrelib.pid": str(pid),
+            "genrelib.pid_start": _process_start(pid), "genrelib.host": socket.gethostname(), **(tags or {})}
+
+
+def _process_start(pid: int) -> str:
+    """When process ``pid`` started, in clock ticks since boot (Linux ``/proc/<pid>/stat``); "" when unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    fields = stat[stat.rindex(")") + 2:].split()  # the command name in parentheses may hold spaces
+    return fields[19] if len(fields) > 19 else ""
+
+
+def _process_alive(pid: int, start: str = "") -> bool:
+    """Whether process ``pid`` still runs (and, given its start time, is the same process, not a reused pid)."""
+    if Path("/proc/self/stat").exists():
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        fields = stat[stat.rindex(")") + 2:].split()
+        if fields[0] in ("Z", "X"):  # ended, waiting for its parent to collect it
+            return False
+        return not start or len(fields) <= 19 or fields[19] == start
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+_reaped_stores: set[str] = set()
+
+
+def reap_orphan_runs() -> list[str]:
+    """Mark FAILED the runs of this machine that are still RUNNING although their process is gone.
+
+    A process killed with SIGKILL (or by a power cut, or the OOM killer) cannot end its MLflow run, which would
+    otherwise stay RUNNING forever. Every run genrelib starts records its process (``genrelib.pid``,
+    ``genrelib.pid_start``) and machine (``genrelib.host``); this finds, in one search of the store, the RUNNING
+    runs of this host, and ends those whose process no longer exists as FAILED, with a ``genrelib.end_reason``
+    tag. Runs without these tags (started by other tools, or by older genrelib) are left alone. :func:`setup`
+    calls it once per process and store.
+
+    Returns
+    -------
+    list of str
+        The ids of the runs it marked FAILED.
+    """
+    host = socket.gethostname()
+    runs = mlflow.search_runs(filter_string=f"attributes.status = 'RUNNING' and tags.`genrelib.host` = '{host}'",
+                              search_all_experiments=True, output_format="list")
+    client = mlflow.MlflowClient()
+    reaped = []
+    for run in runs:
+        tags = run.data.tags
+        try:
+            pid = int(tags["genrelib.pid"])
+        except (KeyError, ValueError):
+            continue
+        if _process_alive(pid, tags.get("genrelib.pid_start", "")):
+            continue
+        client.set_tag(run.info.run_id, "genrelib.end_reason",
+                       f"its process ({pid} on {host}) ended without ending the run (killed?); marked FAILED by "
+                       "genrelib.tracking.reap_orphan_runs")
+        client.set_terminated(run.info.run_id, status="FAILED")
+        logger.warning("run %s was still RUNNING but its process %d is gone: marked FAILED", run.info.run_id, pid)
+        reaped.append(run.info.run_id)
+    return reaped
 
 
 @contextlib.contextmanager
@@ -114,13 +193,21 @@ def start_run(name: str, *, params: dict | None = None, tags: dict | None = None
     """Start an MLflow run with genrelib's standard tags (version, git commit) and the given params.
 
     ``parent_run_id`` nests the run under a parent (it must still be running), as ``make run-all`` does.
-    The run ends when the block ends (FAILED if it raised).
+    The run ends when the block ends: FINISHED, FAILED if it raised, KILLED if it was interrupted
+    (KeyboardInterrupt: Ctrl-C, or SIGTERM, which the CLI turns into one).
     """
     begin_run(name, tags=tags, parent_run_id=parent_run_id, uri=uri)
     with mlflow.active_run() as run:
-        if params:
-            log_params(params)
-        yield run
+        try:
+            if params:
+                log_params(params)
+            yield run
+        except KeyboardInterrupt:
+            # MLflow's own context manager would say FAILED; the run did not fail, it was stopped.
+            active = mlflow.active_run()
+            if active is not None and active.info.run_id == run.info.run_id:
+                mlflow.end_run("KILLED")
+            raise
 
 
 def begin_run(name: str, *, params: dict | None = None, tags: dict | None = None, parent_run_id: str | None = None,
@@ -378,11 +465,15 @@ def log_genre_model(model, *, register: bool = True, name: str = "model", test_t
         with warnings.catch_warnings():
             # An input example would have to be an audio file; the signature documents the input instead.
             warnings.filterwarnings("ignore", message=".*input example was not provided", category=UserWarning)
-            info = mlflow.pyfunc.log_model(
-                name=name, python_model=str(PACKAGE_DIR / "pyfunc_model.py"), artifacts={"genre_model": str(folder)},
-                code_paths=[str(PACKAGE_DIR)], signature=pyfunc_signature(model.genres), pip_requirements=reqs,
-                registered_model_name=REGISTERED_MODEL if register else None,
-            )
+            # MLflow prints its registry notices ("Registered model ... already exists") to stderr, a red box in
+            # an executed notebook; genrelib says what was registered, and where the alias went, itself.
+            with contextlib.redirect_stderr(io.StringIO()):
+                info = mlflow.pyfunc.log_model(
+                    name=name, python_model=str(PACKAGE_DIR / "pyfunc_model.py"),
+                    artifacts={"genre_model": str(folder)}, code_paths=[str(PACKAGE_DIR)],
+                    signature=pyfunc_signature(model.genres), pip_requirements=reqs,
+                    registered_model_name=REGISTERED_MODEL if register else None,
+                )
     out = {"model_uri": info.model_uri, "native_uri": native.model_uri}
     if register and info.registered_model_version is not None:
         version = str(info.registered_model_version)

@@ -45,7 +45,7 @@ def test_features_notebook_extracts_the_kind_its_family_trains_on():
         feature_config_for("resnet", kind="mel")
 
 
-def test_make_run_all_pipeline_on_tiny_data(tmp_path):
+def test_make_run_all_pipeline_on_tiny_data(tmp_path, capfd):
     data, personal = tmp_path / "genres", tmp_path / "personal"
     demo.make_demo(data, per_genre=4, seconds=7.0, seed=3, genres=("classical", "metal", "reggae"), n_jobs=1)
     demo.make_personal(personal, n=2, seed=3, min_seconds=35, max_seconds=40, genres=("metal", "reggae"), n_jobs=1)
@@ -58,6 +58,12 @@ def test_make_run_all_pipeline_on_tiny_data(tmp_path):
     assert client.get_run(parent).info.status == "FINISHED"
     # runs a user can tell apart (issue 10 #4): named after data and family, notebooks as their source, and the
     # parent holds the headline numbers of its children
+    # every message a user sees is genrelib's (issue 10 #7): no kernel log lines, no registry notices in 03's HTML
+    err = capfd.readouterr().err
+    assert "IPKernelApp" not in err and "KeyboardInterrupt" not in err, err[-2000:]
+    nb03 = nbformat.read(runs[2].output, as_version=4)
+    assert not [o for c in nb03.cells if c.cell_type == "code" for o in c.outputs
+                if o.get("name") == "stderr" and "egistered model" in o.get("text", "")]
     parent_run = client.get_run(parent)
     assert parent_run.info.run_name == "run-all genres (synthetic demo) crnn"
     assert {"test_track_accuracy", "eval_track_accuracy", "personal_song_accuracy"} <= set(parent_run.data.metrics)
