@@ -42,8 +42,9 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 _configured_uri: str | None = None
 
-#: MLflow 3's UI opens an experiment by its kind; untagged, it guessed "GenAI" and opened an empty traces page.
-#: Tagged as model development it opens on the runs.
+#: MLflow's own classification of the experiment (model development, not GenAI). MLflow 3.17's UI still opens an
+#: experiment by its GenAI / Model-training switch, which defaults to GenAI (an empty traces overview, checked in
+#: Chromium): :func:`ui_url` therefore asks for the model-training view in the link.
 EXPERIMENT_KIND = "mlflow.experimentKind"
 EXPERIMENT_TAGS = {EXPERIMENT_KIND: "custom_model_development"}
 
@@ -95,8 +96,12 @@ def setup(uri: str | None = None, experiment: str = EXPERIMENT) -> str:
 
 
 def ui_url(*, host: str = "127.0.0.1", port: int = 5000) -> str:
-    """The MLflow UI's page of genrelib's runs (experiment's "runs" tab), for ``mlflow ui`` on ``host:port``."""
-    return f"http://{host}:{port}/#/experiments/{setup()}/runs"
+    """The MLflow UI's page of genrelib's runs, in its model-training view, for ``mlflow ui`` on ``host:port``.
+
+    A bare experiment link opens MLflow 3.17's GenAI overview (empty for genrelib); ``workflowType=machine_learning``
+    opens the Runs page, with Models and the Model registry beside it (checked in headless Chromium).
+    """
+    return f"http://{host}:{port}/#/experiments/{setup()}?workflowType=machine_learning"
 
 
 def git_commit() -> str:

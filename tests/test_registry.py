@@ -45,13 +45,14 @@ def test_family_alias_moves_only_to_a_version_at_least_as_good_on_the_same_data(
 
 
 def test_the_experiment_opens_on_its_runs_in_the_mlflow_ui():
-    # issue 10 #5: MLflow 3.17's UI opened genrelib's experiment on an empty GenAI traces page
+    # issue 10 #5: MLflow 3.17's UI opened genrelib's experiment on an empty GenAI traces page; the printed link
+    # opens the Runs page (checked in headless Chromium: the bare link shows the GenAI overview, this one the runs)
     from genrelib import tracking
 
     exp_id = tracking.setup()
     exp = mlflow.get_experiment(exp_id)
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
-    assert tracking.ui_url(port=5001) == f"http://127.0.0.1:5001/#/experiments/{exp_id}/runs"
+    assert tracking.ui_url(port=5001) == f"http://127.0.0.1:5001/#/experiments/{exp_id}?workflowType=machine_learning"
     # an experiment made before the tag existed gets it on the next setup
     mlflow.MlflowClient().delete_experiment_tag(exp_id, "mlflow.experimentKind")
     tracking.setup()
