@@ -133,7 +133,7 @@ def cross_validate(data: str | Path | Dataset, config, *, folds: int = 5, repeat
     CVResult
     """
     from . import evaluate as ev
-    from .train import feature_config_for, fit
+    from .train import feature_config_for, fit, with_copies
 
     ds = data if isinstance(data, Dataset) else scan(data)
     fcfg = feature_config or feature_config_for(config.family)
@@ -147,7 +147,9 @@ def cross_validate(data: str | Path | Dataset, config, *, folds: int = 5, repeat
         parts = fs.split(split)
         if not len(parts["test"]):
             raise DatasetError(f"fold {i + 1} has no readable test track; use fewer folds")
-        model, _ = fit(parts["train"], parts["valid"], config)
+        # waveform copies (config.aug_copies) of this fold's training tracks only; cached per track
+        train_rows, _ = with_copies(parts["train"], ds, config, n_jobs=n_jobs)
+        model, _ = fit(train_rows, parts["valid"], config)
         report = ev.evaluate(model, parts["test"])
         row = {"repeat": i // folds + 1, "fold": i % folds + 1, "test_tracks": len(report.track_ids),
                **report.flat_metrics("test")}

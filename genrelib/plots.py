@@ -311,3 +311,47 @@ def _genre_colours(n: int) -> list:
 
     cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
     return [cmap(i % cmap.N) for i in range(n)]
+
+
+def plot_augmented_examples(examples: Mapping[str, Mapping[str, np.ndarray]], *, kind: str = "mel", sr: int = SR,
+                            hop_length: int = HOP_LENGTH, title: str = "Augmented training examples"):
+    """Segments side by side with their augmented versions: one row per track, the original first.
+
+    Parameters
+    ----------
+    examples : mapping
+        ``{track_id: {label: S}}`` with ``S`` of shape ``(frames, bands)`` (time first), as
+        :func:`genrelib.train.augmented_examples` gives them; the first label of each track is its original.
+    kind : str
+        ``mel`` (log-mel dB) or ``mfcc``: names the vertical axis and the colour scale.
+
+    Each row shares one colour scale, so that a gain or noise shows as a change of colour.
+    """
+    import textwrap
+
+    import matplotlib.pyplot as plt
+
+    rows = list(examples.items())
+    cols = max(len(v) for _, v in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(2.9 * cols + 0.8, 2.6 * len(rows)), layout="constrained",
+                             squeeze=False)
+    for r, (track_id, variants) in enumerate(rows):
+        values = np.concatenate([np.ravel(S) for S in variants.values()])
+        vmin, vmax = np.percentile(values, [1, 99.5])
+        img = None
+        for c, (label, S) in enumerate(variants.items()):
+            ax = axes[r, c]
+            frames, bands = S.shape
+            img = ax.imshow(np.asarray(S).T, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax,
+                            extent=(0, frames * hop_length / sr, -0.5, bands - 0.5))
+            ax.set_title(textwrap.fill(label, 34), fontsize=8)
+            ax.set_xlabel("time (s)", fontsize=8)
+            ax.tick_params(labelsize=7)
+            if c == 0:
+                ax.set_ylabel(f"{track_id}\n{'MFCC index' if kind == 'mfcc' else 'mel band'}", fontsize=8)
+        for ax in axes[r, len(variants):]:
+            ax.axis("off")
+        fig.colorbar(img, ax=axes[r, :].tolist(), label="dB" if kind == "mel" else "coefficient value",
+                     shrink=0.9)
+    fig.suptitle(title)
+    return _close(fig)

@@ -19,7 +19,7 @@ import numpy as np
 from . import __version__
 from .config import SEED
 from .dataset import SPLIT_NAMES, Dataset, make_split, scan, split_counts
-from .errors import DatasetError, ModelError
+from .errors import DatasetError, GenrelibError, ModelError
 from .features import FeatureConfig, FeatureSet, extract
 from .models import FAMILIES, KERAS_FAMILIES, build_keras, check_family
 from .models._blocks import adapt
@@ -54,6 +54,24 @@ class TrainConfig:
     force : bool
         Train even when :func:`split_problems` finds the split unfit for an honest test result (a genre with
         no training or no test tracks, a tiny test part); the problems are logged and kept in ``model.info``.
+    dropout, l2 : float or None
+        Keras families: the dropout rate before the output (seed_cnn: after each dense layer) and seed_cnn's L2
+        factor; None: the family's default (0.3; 0.001).
+    filters : int or None
+        Keras families: filters of the first convolution block (the later blocks keep the family's ratios:
+        mel_cnn f-2f-2f-4f, crnn f-2f-2f, seed_cnn f-f-f); None: the family's default (32).
+    logreg_c : float or None
+        summary and musicnn: train only the logistic regression with this C instead of choosing among the
+        candidates on validation; None: choose (the default).
+    time_masks, freq_masks, time_mask_width, freq_mask_width, gain_db, noise_std, mixup
+        On-the-fly augmentation of the training segments (Keras families; :class:`genrelib.augment.FeatureAugment`):
+        SpecAugment masks (how many per segment, widest as a share of the frames / bands), random gain in +- dB,
+        Gaussian noise (sd in dB), mixup alpha. 0: off (the default).
+    aug_copies, pitch_shift, time_stretch, time_shift, noise_snr
+        Precomputed, cached waveform copies of each training track (Keras families;
+        :class:`genrelib.augment.WaveAugment`): how many, and each copy's random pitch shift (+- semitones), tempo
+        change (rate in 1 +- time_stretch), circular time shift (+- seconds), white noise at an SNR in dB
+        (None: no noise). 0: no copies (the default).
     """
 
     family: str = "seed_cnn"
@@ -67,11 +85,78 @@ class TrainConfig:
     test_size: float = 0.2
     valid_size: float = 0.2
     force: bool = False
+    dropout: float | None = None
+    l2: float | None = None
+    filters: int | None = None
+    logreg_c: float | None = None
+    time_masks: int = 0
+    freq_masks: int = 0
+    time_mask_width: float = 0.1
+    freq_mask_width: float = 0.1
+    gain_db: float = 0.0
+    noise_std: float = 0.0
+    mixup: float = 0.0
+    aug_copies: int = 0
+    pitch_shift: float = 0.0
+    time_stretch: float = 0.0
+    time_shift: float = 0.0
+    noise_snr: float | None = None
 
     def __post_init__(self) -> None:
         check_family(self.family)
         if self.epochs < 1:
             raise ModelError(f"epochs must be >= 1, got {self.epochs}")
+        if int(self.batch_size) != self.batch_size or self.batch_size < 1:
+            raise ModelError(f"batch_size must be a whole number >= 1, got {self.batch_size!r}")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ModelError(f"learning_rate must be > 0 (or None: the family's default), got {self.learning_rate!r}")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise ModelError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if self.l2 is not None and not self.l2 >= 0:
+            raise ModelError(f"l2 must be >= 0, got {self.l2!r}")
+        if self.filters is not None and (int(self.filters) != self.filters or self.filters < 1):
+            raise ModelError(f"filters must be a whole number >= 1, got {self.filters!r}")
+        if self.logreg_c is not None and not self.logreg_c > 0:
+            raise ModelError(f"logreg_c must be > 0, got {self.logreg_c!r}")
+        fa, wa = self.feature_augment(), self.wave_augment()  # each checks its own values
+        keras_only = [n for n, on in (("augmentation", fa.active or wa.active), ("dropout", self.dropout is not None),
+                                      ("l2", self.l2 is not None), ("filters", self.filters is not None)) if on]
+        if self.family not in KERAS_FAMILIES and keras_only:
+            raise ModelError(f"{', '.join(keras_only)} applies to the Keras families ({', '.join(KERAS_FAMILIES)}), "
+                             f"not to {self.family}")
+        if self.l2 is not None and self.family != "seed_cnn":
+            raise ModelError(f"l2 applies to seed_cnn only ({self.family} has no weight penalty)")
+        if self.logreg_c is not None and self.family in KERAS_FAMILIES:
+            raise ModelError(f"logreg_c applies to the summary and musicnn families, not to {self.family}")
+
+    def feature_augment(self):
+        """The on-the-fly augmentation settings (:class:`genrelib.augment.FeatureAugment`)."""
+        from .augment import FeatureAugment
+
+        return FeatureAugment(time_masks=self.time_masks, freq_masks=self.freq_masks,
+                              time_mask_width=self.time_mask_width, freq_mask_width=self.freq_mask_width,
+                              gain_db=self.gain_db, noise_std=self.noise_std, mixup=self.mixup)
+
+    def wave_augment(self):
+        """The waveform-copy settings (:class:`genrelib.augment.WaveAugment`)."""
+        from .augment import WaveAugment
+
+        return WaveAugment(copies=self.aug_copies, pitch_shift=self.pitch_shift, time_stretch=self.time_stretch,
+                           time_shift=self.time_shift, noise_snr=self.noise_snr)
+
+    @property
+    def augmented(self) -> bool:
+        """Whether any augmentation is on."""
+        return self.feature_augment().active or self.wave_augment().active
+
+    def build_kwargs(self) -> dict:
+        """Keyword arguments of the family's ``build`` that differ from its defaults."""
+        kw = {name: getattr(self, name) for name in ("learning_rate", "dropout", "l2")
+              if getattr(self, name) is not None}
+        if self.filters is not None:
+            f = int(self.filters)
+            kw["filters"] = {"seed_cnn": f, "mel_cnn": (f, 2 * f, 2 * f, 4 * f), "crnn": (f, 2 * f, 2 * f)}[self.family]
+        return kw
 
 
 def seed_everything(seed: int) -> None:
@@ -108,7 +193,7 @@ def fit(train: FeatureSet, valid: FeatureSet, config: TrainConfig, *, callbacks:
         import importlib
 
         select = importlib.import_module(f".models.{config.family}", __package__).select
-        name, est, scores = select(train.X, y_train, valid.X, y_valid, seed=config.seed)
+        name, est, scores = select(train.X, y_train, valid.X, y_valid, seed=config.seed, C=config.logreg_c)
         info.update({"chosen": name, "validation_accuracy": scores})
         history = {f"val_accuracy_{k}": [v] for k, v in scores.items()}
         return GenreModel(config.family, genres, train.config, est, info), history
@@ -116,8 +201,7 @@ def fit(train: FeatureSet, valid: FeatureSet, config: TrainConfig, *, callbacks:
     import keras
 
     seed_everything(config.seed)
-    kw = {} if config.learning_rate is None else {"learning_rate": config.learning_rate}
-    model = build_keras(config.family, train.config.row_shape, n_classes, **kw)
+    model = build_keras(config.family, train.config.row_shape, n_classes, **config.build_kwargs())
     adapt(model, train.X)  # input standardization from the training rows only
     weights = None
     if config.class_weights:
@@ -127,10 +211,28 @@ def fit(train: FeatureSet, valid: FeatureSet, config: TrainConfig, *, callbacks:
         w = compute_class_weight("balanced", classes=present, y=y_train)
         weights = {int(c): float(v) for c, v in zip(present, w)}
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
+    aug = config.feature_augment()
     t0 = time.perf_counter()
-    hist = model.fit(train.X[..., None], y_train, validation_data=(valid.X[..., None], y_valid),
-                     epochs=config.epochs, batch_size=config.batch_size, class_weight=weights,
-                     callbacks=[stop, *callbacks], verbose=0, shuffle=True)
+    if not aug.active:  # the original recipe
+        hist = model.fit(train.X[..., None], y_train, validation_data=(valid.X[..., None], y_valid),
+                         epochs=config.epochs, batch_size=config.batch_size, class_weight=weights,
+                         callbacks=[stop, *callbacks], verbose=0, shuffle=True)
+    else:
+        from .input_pipeline import training_dataset
+
+        stream, steps = training_dataset(train.X, y_train, aug, train.config, batch_size=config.batch_size,
+                                         seed=config.seed, n_classes=n_classes, class_weights=weights)
+        if aug.mixup:
+            # Mixed labels are soft, so training takes one-hot labels and categorical cross-entropy; on the
+            # (unmixed) one-hot validation labels that is the sparse cross-entropy the family compiles with, so
+            # val_loss, early stopping and the curves mean what they mean without mixup.
+            model.compile(optimizer=model.optimizer, loss=keras.losses.CategoricalCrossentropy(),
+                          metrics=["accuracy"])
+            valid_y = np.eye(n_classes, dtype=np.float32)[y_valid]
+        else:
+            valid_y = y_valid
+        hist = model.fit(stream, steps_per_epoch=steps, validation_data=(valid.X[..., None], valid_y),
+                         epochs=config.epochs, callbacks=[stop, *callbacks], verbose=0, shuffle=False)
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     info.update({"epochs_run": len(history["loss"]), "train_seconds": time.perf_counter() - t0,
                  "best_epoch": int(np.argmin(history["val_loss"])) + 1})
@@ -142,6 +244,34 @@ def feature_config_for(family: str, *, kind: str = "", **overrides) -> FeatureCo
     ``kind`` when one is given (``""``: the family's), and ``overrides`` of the other fields."""
     family_kind = FAMILIES[check_family(family)]
     return FeatureConfig(kind=kind or family_kind, **overrides)
+
+
+def with_copies(train_part: FeatureSet, ds: Dataset, config: TrainConfig, *, n_jobs: int | None = None,
+                progress: bool = False) -> tuple[FeatureSet, list[dict]]:
+    """The training rows plus the precomputed waveform copies of their tracks (``config.aug_copies`` per track).
+
+    Only the tracks of ``train_part`` get copies, so give it the training part of a split, never the validation
+    or test part. Copies are cached per track (:func:`genrelib.augment.copies`).
+
+    Returns
+    -------
+    train_part : FeatureSet
+        ``train_part`` unchanged when no copies are asked for; else its rows followed by those of the copies
+        (track ids ``<track>#aug<k>``).
+    settings : list of dict
+        Each copy's random settings (empty without copies).
+    """
+    from . import augment
+
+    wave = config.wave_augment()
+    if not wave.active:
+        return train_part, []
+    ids = set(train_part.tracks)
+    tracks = [t for t in ds.tracks if t.track_id in ids]
+    copies, settings = augment.copies(tracks, train_part.config, wave, seed=config.seed, genres=train_part.genres,
+                                      n_jobs=n_jobs, progress=progress)
+    logger.info("%d augmented copies of %d training tracks: %d rows", len(settings), len(tracks), len(copies))
+    return augment.concat(train_part, copies), settings
 
 
 @dataclass
@@ -158,6 +288,7 @@ class TrainResult:
     model_uri: str | None = None
     registered_version: str | None = None
     extra: dict = field(default_factory=dict)
+    config: TrainConfig | None = None
 
 
 #: A split other than ``random`` (whose sizes come from fixed lists, not from the data) needs at least this
@@ -305,14 +436,21 @@ def train(
         logger.warning("training anyway (force): %s", "; ".join(problems))
     parts = fs.split(split)
     sizes = split_counts({t: p for t, p in split.items() if t in have}, ds)
+    # Waveform copies of the training tracks only (never of validation or test tracks), cached per track.
+    train_rows, copy_settings = with_copies(parts["train"], ds, config, n_jobs=n_jobs, progress=progress)
     result_extra = {"data_root": str(ds.root), "manifest_hash": ds.manifest_hash(), "skipped": fs.skipped,
-                    "left_out": left_out, "split_problems": problems}
+                    "left_out": left_out, "split_problems": problems, "augment_copies": copy_settings}
+
+    trained: dict[str, GenreModel] = {}  # the model once fitted, kept if a later step fails
 
     def _run() -> TrainResult:
         from . import tracking
 
         callbacks = (tracking.keras_epoch_logger(),) if (log and config.family in KERAS_FAMILIES) else ()
-        model, history = fit(parts["train"], parts["valid"], config, callbacks=callbacks)
+        model, history = fit(train_rows, parts["valid"], config, callbacks=callbacks)
+        trained["model"] = model
+        if copy_settings:
+            model.info["augmented_rows"] = len(train_rows) - len(parts["train"])
         # The split's own track lists travel with the model: `evaluate --part test` scores exactly these
         # tracks (found in any folder by genre/stem), and never re-splits a folder.
         model.info.update({"split": config.split, "seed": config.seed, "test_size": config.test_size,
@@ -327,7 +465,7 @@ def train(
             # falling, so the run stopped at --epochs rather than at a minimum.
             model.info["still_improving"] = bool(model.info["best_epoch"] == model.info["epochs_run"] == config.epochs)
         res = TrainResult(model=model, history=history, split=split, split_sizes=sizes, features=fs,
-                          extra=result_extra)
+                          extra=result_extra, config=config)
         if evaluate_test and len(parts["test"]):  # (empty only when forced)
             res.report = ev.evaluate(model, parts["test"])
         if log:
@@ -344,6 +482,16 @@ def train(
                                       "best_epoch": model.info["best_epoch"],
                                       "train_seconds": model.info["train_seconds"]})
                 tracking.set_tags({"genrelib.still_improving": str(model.info["still_improving"]).lower()})
+                if config.augmented:
+                    from . import plots
+
+                    tracking.log_figure(plots.plot_augmented_examples(augmented_examples(res), kind=fcfg.kind),
+                                        "figures/augmented_examples.png")
+                if copy_settings:
+                    import pandas as pd
+
+                    tracking.log_metrics({"train_rows_augmented": model.info["augmented_rows"]})
+                    tracking.log_table(pd.DataFrame(copy_settings), "reports/augment_copies.csv")
             else:
                 tracking.log_metrics({f"valid_accuracy_{k}": v
                                       for k, v in model.info["validation_accuracy"].items()})
@@ -368,9 +516,48 @@ def train(
     with tracking.start_run(run_name or f"train-{config.family}", parent_run_id=parent_run_id, params=params,
                             uri=tracking_uri,
                             tags={"genrelib.stage": "train", "genrelib.family": config.family, **(tags or {})}) as run:
-        res = _run()
+        try:
+            res = _run()
+        except Exception as exc:
+            if "model" not in trained:
+                raise
+            raise keep_unlogged_model(trained["model"], exc, run_id=run.info.run_id) from exc
         res.run_id = run.info.run_id
     return res
+
+
+#: Where :func:`train` saves a trained model that could not be logged to MLflow (relative to the working folder).
+UNLOGGED_DIR = Path("results") / "unlogged-models"
+
+
+def keep_unlogged_model(model: GenreModel, exc: BaseException, *, run_id: str) -> GenrelibError:
+    """Save a trained model whose evaluation or logging failed, and return the error that says so.
+
+    The model goes to ``results/unlogged-models/<family>-<run id>`` (:data:`UNLOGGED_DIR`), a folder that
+    ``genrelib predict --model``, ``genrelib evaluate`` and :func:`genrelib.predict.load_model` read; the run gets
+    a ``genrelib.unlogged_model`` tag naming it (when the store still takes tags).
+
+    Returns
+    -------
+    GenrelibError
+        One line: what failed, and where the model is (or that saving it failed too).
+    """
+    from . import tracking
+
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    what = f"training finished, but evaluating or logging the model failed ({type(exc).__name__}: {first})"
+    folder = UNLOGGED_DIR / f"{model.family}-{run_id}"
+    try:
+        model.save(folder)
+    except Exception as again:  # noqa: BLE001 - reported, with the first failure, in the error returned
+        return GenrelibError(f"{what}; saving the model to {folder} failed too ({type(again).__name__}: {again}), "
+                             f"so it is lost; MLflow run {run_id} is marked FAILED")
+    try:
+        tracking.set_tags({"genrelib.unlogged_model": str(folder.resolve())})
+    except Exception as tag_exc:  # noqa: BLE001 - the store is what failed; the model is safe, say so below
+        logger.warning("could not tag run %s with the saved model's folder: %s", run_id, tag_exc)
+    return GenrelibError(f"{what}; the trained model is saved in {folder} (use it with --model {folder}); MLflow run "
+                         f"{run_id} is marked FAILED")
 
 
 def data_name(ds: Dataset) -> str:
@@ -397,6 +584,13 @@ def describe(result: TrainResult):
                                         f"({info['epochs_run']}); more epochs would likely help")
     else:
         facts["chosen estimator"] = info["chosen"]
+    if result.config is not None and result.config.augmented:
+        from .augment import describe as describe_augmentation
+
+        facts["augmentation (training tracks only)"] = describe_augmentation(result.config.feature_augment(),
+                                                                             result.config.wave_augment())
+        if info.get("augmented_rows"):
+            facts["rows of augmented copies"] = info["augmented_rows"]
     if result.extra.get("left_out"):
         facts["tracks left out of the split"] = len(result.extra["left_out"])
     if result.extra.get("split_problems"):
@@ -405,6 +599,32 @@ def describe(result: TrainResult):
         facts["test accuracy per segment"] = round(result.report.segment.metrics["accuracy"], 4)
         facts["test accuracy per track"] = round(result.report.track.metrics["accuracy"], 4)
     return pd.DataFrame({"value": {k: str(v) for k, v in facts.items()}})
+
+
+def augmented_examples(result: TrainResult, *, n_tracks: int = 2, variants: int = 2) -> dict:
+    """One segment of a training track of each of the first ``n_tracks`` genres, original and augmented as the
+    run's configuration augments it (for :func:`genrelib.plots.plot_augmented_examples`).
+
+    Returns
+    -------
+    dict
+        ``{track_id: {label: S}}`` (see :func:`genrelib.augment.examples`).
+    """
+    from . import augment
+    from .dataset import Track
+
+    config = result.config
+    if config is None:
+        raise ModelError("this result records no training configuration; give one trained by genrelib.train.train")
+    genre_of = dict(zip(result.features.track_ids.tolist(), result.features.row_genres.tolist()))
+    root = Path(result.extra["data_root"])
+    tracks, seen = [], set()
+    for tid in sorted(t for t, p in result.split.items() if p == "train" and t in genre_of):
+        if genre_of[tid] not in seen and len(tracks) < n_tracks:
+            seen.add(genre_of[tid])
+            tracks.append(Track(root / tid, genre_of[tid], tid))
+    return augment.examples(tracks, result.features.config, config.feature_augment(), config.wave_augment(),
+                            seed=config.seed, variants=variants)
 
 
 def summary_text(model: GenreModel) -> str:

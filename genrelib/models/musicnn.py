@@ -15,14 +15,16 @@ from __future__ import annotations
 import numpy as np
 
 
-def candidates(seed: int = 42, *, calibration_folds: int = 3) -> dict:
-    """Named, unfitted candidate pipelines."""
+def candidates(seed: int = 42, *, calibration_folds: int = 3, C: float | None = None) -> dict:
+    """Named, unfitted candidate pipelines; ``C`` given: only the logistic regression with that C."""
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
+    if C is not None:
+        return {f"logreg_C{C:g}": make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000))}
     out = {f"logreg_C{c:g}": make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000))
            for c in (0.01, 0.03, 0.1, 0.3, 1.0)}
     if calibration_folds >= 2:
@@ -32,9 +34,9 @@ def candidates(seed: int = 42, *, calibration_folds: int = 3) -> dict:
 
 
 def select(X_train: np.ndarray, y_train: np.ndarray, X_valid: np.ndarray, y_valid: np.ndarray, *,
-           seed: int = 42) -> tuple[str, object, dict[str, float]]:
+           seed: int = 42, C: float | None = None) -> tuple[str, object, dict[str, float]]:
     """Fit every candidate on the training part, keep the best on the validation part (see
-    :func:`genrelib.models.summary.select`)."""
+    :func:`genrelib.models.summary.select`); ``C`` given: only the logistic regression with that C."""
     from .summary import select_among
 
-    return select_among(candidates, X_train, y_train, X_valid, y_valid, seed=seed)
+    return select_among(candidates, X_train, y_train, X_valid, y_valid, seed=seed, C=C)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 
 def build(input_shape: tuple[int, ...], n_classes: int, *, learning_rate: float = 1e-4, l2: float = 0.001,
-          dropout: float = 0.3):
+          dropout: float = 0.3, filters: int = 32):
     """Build and compile the seed CNN.
 
     Parameters
@@ -26,6 +26,10 @@ def build(input_shape: tuple[int, ...], n_classes: int, *, learning_rate: float 
         ``(frames, n_mfcc)`` or ``(frames, n_mfcc, 1)``.
     n_classes : int
         Number of genres.
+    learning_rate, l2, dropout : float
+        Adam's learning rate, the L2 factor of every weight layer, the dropout after each dense layer.
+    filters : int
+        Filters of each of the three convolutions (the notebook's 32; a hyper-parameter search may vary it).
 
     Returns
     -------
@@ -42,7 +46,7 @@ def build(input_shape: tuple[int, ...], n_classes: int, *, learning_rate: float 
     model = keras.Sequential(name="seed_cnn")
     model.add(keras.Input(shape=input_shape))
     for kernel, pool in (((3, 3), (3, 3)), ((3, 3), (3, 3)), ((2, 2), (2, 2))):
-        model.add(layers.Conv2D(32, kernel, activation="relu", kernel_regularizer=reg))
+        model.add(layers.Conv2D(filters, kernel, activation="relu", kernel_regularizer=reg))
         model.add(layers.MaxPooling2D(pool, strides=(2, 2), padding="same"))
         model.add(layers.BatchNormalization(momentum=BN_MOMENTUM))
     model.add(layers.Flatten())
