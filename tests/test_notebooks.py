@@ -121,8 +121,9 @@ def test_run_all_with_the_musicnn_family(tmp_path, tiny_tree):
     assert {a.path for a in client.list_artifacts(runs[0].run_id, "figures")} == {"figures/feature_map.png"}
     assert train_run.params["train.family"] == "musicnn" and train_run.params["features.kind"] == "musicnn"
     assert "test_track_accuracy" in train_run.metrics
-    assert evaluated.params["model"] == "genre-classifier@musicnn" and "eval_track_accuracy" in evaluated.metrics
-    assert pers.params["model"] == "genre-classifier@musicnn" and "personal_song_accuracy" in pers.metrics
+    registered = f"genre-classifier/{train_run.tags['genrelib.registered_version']}"  # the version 03 registered
+    assert evaluated.params["model"] == registered and "eval_track_accuracy" in evaluated.metrics
+    assert pers.params["model"] == registered and "personal_song_accuracy" in pers.metrics
 
 
 def test_failing_cell_fails_the_run(tmp_path):
