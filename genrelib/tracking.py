@@ -595,12 +595,25 @@ def download_genre_model(ref: str) -> Path:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
     except Exception as exc:  # mlflow raises several types (MlflowException, OSError) for a missing model
         raise ModelError(f"model {ref!r} ({uri}) not found in the tracking store {mlflow.get_tracking_uri()}: "
-                         f"{str(exc).splitlines()[0]}; list models with `make ui`") from exc
+                         f"{str(exc).splitlines()[0]}; {_registry_choices()}") from exc
     folder = local / "artifacts" / "genre_model"
     if not folder.exists():
         raise ModelError(f"{uri} is not a genrelib audio model (no artifacts/genre_model); log models with "
                          "genrelib train")
     return folder
+
+
+def _registry_choices() -> str:
+    """What the registry holds, for an error message: its aliases and versions, or how to list models."""
+    try:
+        rm = mlflow.MlflowClient().get_registered_model(REGISTERED_MODEL)
+        versions = mlflow.MlflowClient().search_model_versions(f"name = '{REGISTERED_MODEL}'")
+    except Exception:  # no registry entry at all (MlflowException) or a store that cannot be read
+        return f"nothing is registered as {REGISTERED_MODEL} yet: train a model with `genrelib train`"
+    aliases = ", ".join(f"@{a} (version {v})" for a, v in sorted(rm.aliases.items())) or "none"
+    nums = sorted(int(v.version) for v in versions)
+    return (f"{REGISTERED_MODEL} has aliases {aliases} and versions {nums[0]}-{nums[-1]}" if nums else
+            f"{REGISTERED_MODEL} has no versions")
 
 
 def load_pyfunc(ref: str):

@@ -57,3 +57,18 @@ def test_the_experiment_opens_on_its_runs_in_the_mlflow_ui():
     mlflow.MlflowClient().delete_experiment_tag(exp_id, "mlflow.experimentKind")
     tracking.setup()
     assert mlflow.get_experiment(exp_id).tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_an_unknown_model_reference_lists_what_the_registry_holds(tiny_tree, capsys):
+    # issue 10 #10: an unknown alias error should list the aliases that exist
+    from genrelib.errors import ModelError
+    from genrelib.predict import load_model
+
+    import pytest
+
+    with pytest.raises(ModelError, match="nothing is registered as genre-classifier yet"):
+        load_model("genre-classifier@crnn")
+    assert main(["train", str(tiny_tree), "--model", "summary", "--seed", "1"]) == 0
+    capsys.readouterr()
+    with pytest.raises(ModelError, match=r"genre-classifier has aliases @summary \(version 1\) and versions 1-1"):
+        load_model("genre-classifier@crnn")
