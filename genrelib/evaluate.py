@@ -14,6 +14,7 @@ import numpy as np
 
 from .errors import ModelError
 from .features import FeatureSet
+from .models.ensemble import is_ensemble
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class Report:
     part: str | None = None  # the part of the model's split evaluated on (None: a whole folder)
     part_found: int | None = None  # tracks of that part found in the folder
     part_recorded: int | None = None  # tracks of that part the model records
+    members: list[Report] = field(default_factory=list)  # an ensemble's members, on the same tracks
 
     def flat_metrics(self, prefix: str = "test") -> dict[str, float]:
         """``{prefix}_{level}_{metric}`` for logging (e.g. ``test_track_accuracy``)."""
@@ -194,19 +196,82 @@ def evaluate(model, fs: FeatureSet, *, n_wrong: int = 10) -> Report:
                          f"the data was extracted with {fs.config}")
     if len(fs) == 0:
         raise ModelError("nothing to evaluate: the feature set is empty")
-    y = labels_for(model.genres, fs)
-    proba = model.predict_proba(fs.X)
-    seg = _level(y, proba, model.genres)
-    keys, P = aggregate(proba, fs.track_ids)
-    first = {t: y[i] for i, t in reversed(list(enumerate(fs.track_ids)))}
+    return report_rows(model.genres, model.predict_proba(fs.X), labels_for(model.genres, fs), fs.track_ids,
+                       n_wrong=n_wrong)
+
+
+def report_rows(genres: list[str], proba: np.ndarray, y: np.ndarray, track_ids: np.ndarray, *,
+                n_wrong: int = 10) -> Report:
+    """The report of row probabilities: the rows' level ("segment") and the tracks' (rows aggregated by
+    :func:`aggregate`), with the most confidently wrong tracks.
+
+    Parameters
+    ----------
+    genres : list of str
+    proba : np.ndarray [shape=(n_rows, len(genres))]
+    y : np.ndarray [shape=(n_rows,)]
+        True label of each row (index into ``genres``).
+    track_ids : np.ndarray [shape=(n_rows,)]
+    """
+    seg = _level(y, proba, genres)
+    keys, P = aggregate(proba, track_ids)
+    first = {t: y[i] for i, t in reversed(list(enumerate(track_ids)))}
     y_track = np.array([first[k] for k in keys])
-    trk = _level(y_track, P, model.genres)
+    trk = _level(y_track, P, genres)
     wrong_idx = np.where(trk.y_pred != y_track)[0]
     conf = P[wrong_idx, trk.y_pred[wrong_idx]]
-    wrong = [{"track_id": str(keys[i]), "true": model.genres[y_track[i]], "predicted": model.genres[trk.y_pred[i]],
+    wrong = [{"track_id": str(keys[i]), "true": genres[y_track[i]], "predicted": genres[trk.y_pred[i]],
               "probability": float(P[i, trk.y_pred[i]]), "p_true": float(P[i, y_track[i]])}
              for i in wrong_idx[np.argsort(-conf)][:n_wrong]]
-    return Report(genres=list(model.genres), segment=seg, track=trk, track_ids=keys, wrong=wrong)
+    return Report(genres=list(genres), segment=seg, track=trk, track_ids=keys, wrong=wrong)
+
+
+def evaluate_ensemble(model, ds, *, n_jobs: int | None = None, progress: bool = False, n_wrong: int = 10) -> Report:
+    """Evaluate an :class:`~genrelib.models.ensemble.EnsembleModel` and each of its members on the same tracks.
+
+    Each member extracts its own features of ``ds`` (cached) and aggregates its rows per 30 s window; the
+    ensemble combines the members' window probabilities (:meth:`~genrelib.models.ensemble.EnsembleModel.combine`),
+    and its report is built from those windows as any model's from its rows (:func:`report_rows`): the "segment"
+    level is the window, a track the mean log-probability of its windows. Only tracks (and windows) every member
+    could read are scored, by every member and the ensemble alike.
+
+    Parameters
+    ----------
+    model : EnsembleModel
+    ds : Dataset
+
+    Returns
+    -------
+    Report
+        The ensemble's; ``report.members`` holds each member's report on the same tracks.
+    """
+    from .features import extract
+
+    sets = [extract(ds, m.feature_config, n_jobs=n_jobs, progress=progress) for m in model.members]
+    have = [set(fs.track_ids.tolist()) for fs in sets]
+    common = set.intersection(*have)
+    for name, h in zip(model.member_names, have):
+        if h - common:
+            logger.warning("%d tracks left out of the ensemble's evaluation: other members could not read them "
+                           "(%s could)", len(h - common), name)
+    if not common:
+        raise ModelError(f"no track of {ds.root} could be read by every member of the ensemble")
+    members, windows = [], []
+    for m, fs in zip(model.members, sets):
+        fs = fs.select(sorted(common))
+        proba = m.predict_proba(fs.X)
+        members.append(report_rows(m.genres, proba, labels_for(m.genres, fs), fs.track_ids, n_wrong=n_wrong))
+        keys, P = aggregate(proba, np.array([f"{t}\n{w}" for t, w in zip(fs.track_ids, fs.window)]))
+        windows.append(dict(zip(keys.tolist(), P)))
+    keys = [k for k in windows[0] if all(k in w for w in windows[1:])]
+    P = model.combine([np.stack([w[k] for k in keys]) for w in windows])
+    track_ids = np.array([k.split("\n")[0] for k in keys])
+    genre_of = dict(zip(sets[0].track_ids.tolist(), sets[0].row_genres.tolist()))
+    index = {g: i for i, g in enumerate(model.genres)}
+    y = np.array([index[genre_of[t]] for t in track_ids], dtype=np.int64)
+    report = report_rows(model.genres, P, y, track_ids, n_wrong=n_wrong)
+    report.members = members
+    return report
 
 
 def log_report(report: Report, *, prefix: str = "test") -> None:
@@ -266,7 +331,8 @@ def evaluate_folder(model, data, *, part: str | None = None, n_jobs: int | None 
 
     Parameters
     ----------
-    model : GenreModel
+    model : GenreModel or EnsembleModel
+        An ensemble is evaluated by :func:`evaluate_ensemble` (its report holds its members' on the same tracks).
     data : path or Dataset
         A folder laid out ``<root>/<genre>/<file>``.
     part : {"train", "valid", "test"}, optional
@@ -322,7 +388,10 @@ def evaluate_folder(model, data, *, part: str | None = None, n_jobs: int | None 
             logger.info("found %d of the model's %d %s tracks in %s", found, recorded, part, ds.root)
         ds = Dataset(root=ds.root, tracks=tracks, genres=[g for g in ds.genres if any(t.genre == g for t in tracks)],
                      skipped=ds.skipped)
-    fs = extract(ds, model.feature_config, n_jobs=n_jobs, progress=progress)
-    report = evaluate(model, fs)
-    report.part, report.part_found, report.part_recorded = part, found, recorded
+    if is_ensemble(model):  # each member its own features; see genrelib.models.ensemble
+        report = evaluate_ensemble(model, ds, n_jobs=n_jobs, progress=progress)
+    else:
+        report = evaluate(model, extract(ds, model.feature_config, n_jobs=n_jobs, progress=progress))
+    for r in (report, *report.members):
+        r.part, r.part_found, r.part_recorded = part, found, recorded
     return report

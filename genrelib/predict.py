@@ -20,6 +20,7 @@ from . import audio
 from .errors import AudioError, GenrelibError, ModelError
 from .evaluate import aggregate
 from .features import window_features
+from .models.ensemble import is_ensemble
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def load_model(ref=None):
 
     Parameters
     ----------
-    ref : None, GenreModel, str or Path
+    ref : None, GenreModel, EnsembleModel, str or Path
         None or ``"reference"``: the shipped reference model. A local folder: a genrelib model folder or a
         downloaded MLflow model. Otherwise an MLflow reference: ``runs:/<id>/model``, ``models:/...``, a run id,
         ``genre-classifier/3``, ``genre-classifier@alias`` or ``genre-classifier``.
@@ -49,7 +50,7 @@ def load_model(ref=None):
     """
     from .models.base import META, GenreModel
 
-    if isinstance(ref, GenreModel):
+    if isinstance(ref, GenreModel) or is_ensemble(ref):
         return ref
     if ref is None or str(ref) == "reference":
         path = reference_model_path()
@@ -145,7 +146,14 @@ def predict_file(model, path: str | Path, *, hop_seconds: float | None = None,
     ------
     AudioError
         When the file cannot be read.
+
+    Notes
+    -----
+    An ensemble (:mod:`genrelib.models.ensemble`) has each member classify the file as it would alone, and
+    combines the members' window and song probabilities.
     """
+    if is_ensemble(model):
+        return _predict_ensemble(model, path, hop_seconds=hop_seconds, tag_model=tag_model)
     cfg = model.feature_config
     path = Path(path)
     starts: list[float] = []
@@ -193,6 +201,20 @@ def predict_file(model, path: str | Path, *, hop_seconds: float | None = None,
         pred.window_tags = np.asarray(window_tags, dtype=np.float64)
         pred.tags = pred.window_tags.mean(axis=0)
     return pred
+
+
+def _predict_ensemble(model, path: str | Path, *, hop_seconds: float | None,
+                      tag_model: str | None) -> SongPrediction:
+    # the tags, if asked, once (from the first member's pass over the file)
+    preds = [predict_file(m, path, hop_seconds=hop_seconds, tag_model=tag_model if k == 0 else None)
+             for k, m in enumerate(model.members)]
+    first = preds[0]
+    if any(not np.array_equal(p.starts, first.starts) for p in preds[1:]):  # members agree on windows (checked)
+        raise ModelError(f"{path}: the ensemble's members cut the file into different windows")
+    return SongPrediction(path=first.path, duration=first.duration, starts=first.starts,
+                          window_proba=model.combine([p.window_proba for p in preds]),
+                          proba=model.combine([p.proba[None, :] for p in preds])[0], tag_names=first.tag_names,
+                          window_tags=first.window_tags, tags=first.tags)
 
 
 def rows_for(pred: SongPrediction, genres: list[str], *, source: str | None = None, top_k: int = 3,

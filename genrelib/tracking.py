@@ -441,6 +441,7 @@ def _sniff_suffix(data: bytes) -> str:
 def log_genre_model(model, *, register: bool = True, name: str = "model", test_track_accuracy: float | None = None,
                     dataset_name: str | None = None, promote_alias: str = "auto") -> dict:
     """Log a :class:`~genrelib.models.base.GenreModel`: native flavour plus the audio pyfunc; register the pyfunc.
+    An ensemble (:mod:`genrelib.models.ensemble`) is logged as the audio pyfunc only (``native_uri`` None).
 
     A registered version carries tags and a description (:func:`version_record`); the family's alias moves to
     it by the rule of :func:`promote` (``promote_alias``: ``auto``, ``always`` or ``never``).
@@ -455,12 +456,17 @@ def log_genre_model(model, *, register: bool = True, name: str = "model", test_t
     from mlflow.types.schema import Schema, TensorSpec
 
     reqs = requirements(model.family)
-    shape = (-1, *model.feature_config.row_shape)
-    out_spec = Schema([TensorSpec(np.dtype("float32" if model.is_keras else "float64"), (-1, len(model.genres)))])
-    if model.is_keras:
+    native = None
+    if model.family == "ensemble":
+        pass  # no one native model: the members' folders travel inside the audio model
+    elif model.is_keras:
+        shape = (-1, *model.feature_config.row_shape)
+        out_spec = Schema([TensorSpec(np.dtype("float32"), (-1, len(model.genres)))])
         sig = ModelSignature(inputs=Schema([TensorSpec(np.dtype("float32"), (*shape, 1))]), outputs=out_spec)
         native = mlflow.keras.log_model(model.estimator, name=f"{name}_keras", signature=sig, pip_requirements=reqs)
     else:
+        shape = (-1, *model.feature_config.row_shape)
+        out_spec = Schema([TensorSpec(np.dtype("float64"), (-1, len(model.genres)))])
         sig = ModelSignature(inputs=Schema([TensorSpec(np.dtype("float64"), shape)]), outputs=out_spec)
         native = mlflow.sklearn.log_model(model.estimator, name=f"{name}_sklearn", signature=sig,
                                           pip_requirements=reqs, serialization_format="skops",
@@ -479,7 +485,7 @@ def log_genre_model(model, *, register: bool = True, name: str = "model", test_t
                     signature=pyfunc_signature(model.genres), pip_requirements=reqs,
                     registered_model_name=REGISTERED_MODEL if register else None,
                 )
-    out = {"model_uri": info.model_uri, "native_uri": native.model_uri}
+    out = {"model_uri": info.model_uri, "native_uri": None if native is None else native.model_uri}
     if register and info.registered_model_version is not None:
         version = str(info.registered_model_version)
         out["version"] = version
@@ -678,3 +684,26 @@ def fail_running_children(parent_run_id: str) -> None:
                                   search_all_experiments=True, output_format="list"):
         if run.info.status == "RUNNING":
             client.set_terminated(run.info.run_id, status="FAILED")
+
+
+# ------------------------------------------------------------------------------------------- queries
+
+
+def search_runs(filter_string: str = "", *, uri: str | None = None) -> pd.DataFrame:
+    """Runs of genrelib's experiment matching an MLflow filter (``""``: all), newest first.
+
+    One row per run: ``run_id``, ``status``, ``start_time`` and ``params.*``, ``metrics.*``, ``tags.*`` columns
+    (MLflow's own layout; empty without a match).
+    """
+    exp_id = setup(uri)
+    return mlflow.search_runs(experiment_ids=[exp_id], filter_string=filter_string, order_by=["start_time DESC"],
+                              output_format="pandas")
+
+
+def load_run_dict(run_id: str, path: str) -> dict | None:
+    """A JSON artifact of a run (e.g. ``reports/test_report.json``), or None when the run has none."""
+    setup()
+    folder = path.rsplit("/", 1)[0] if "/" in path else None
+    if path not in {a.path for a in mlflow.MlflowClient().list_artifacts(run_id, folder)}:
+        return None
+    return mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}")

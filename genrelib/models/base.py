@@ -2,7 +2,8 @@
 
 Saved as a folder: ``genrelib-model.json`` (family, genres, feature configuration, info) plus ``model.keras``
 (Keras families) or ``model.skops`` (the summary family; skops is a safe, non-pickle format). Loading the
-summary family never imports TensorFlow.
+summary family never imports TensorFlow. :meth:`GenreModel.load` also reads an ensemble's folder
+(:mod:`genrelib.models.ensemble`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 from ..errors import ModelError
 from ..features import FeatureConfig
 from . import KERAS_FAMILIES, check_family
+from .ensemble import ENSEMBLE, EnsembleModel
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +112,8 @@ class GenreModel:
 
     @classmethod
     def load(cls, path: str | Path) -> GenreModel:
-        """Read a model folder written by :meth:`save`.
+        """Read a model folder written by :meth:`save`, or an ensemble's folder
+        (:class:`~genrelib.models.ensemble.EnsembleModel`, whose members are read by this method).
 
         Raises
         ------
@@ -122,6 +125,8 @@ class GenreModel:
             raise ModelError(f"{path} is not a genrelib model folder (no {META}); give a folder written by "
                              "GenreModel.save, an MLflow model URI or a registry name")
         meta = json.loads((path / META).read_text())
+        if meta.get("family") == ENSEMBLE:  # members' folders inside; each read by this method
+            return EnsembleModel.load(path, load_member=cls.load)
         family = check_family(meta["family"])
         if family in KERAS_FAMILIES:
             import keras
