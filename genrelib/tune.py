@@ -4,7 +4,7 @@
 Each trial trains the family with the configuration Optuna's TPE sampler proposes (seeded by ``config.seed``) on
 the training tracks and scores it on the validation tracks; the test tracks play no part in the search. Keras
 trials report the validation cross-entropy after every epoch, and Optuna's median pruner stops a trial whose
-curve is worse than the median of earlier trials at the same epoch.
+curve is worse than the median of earlier trials at the same epoch (from epoch ``config.patience`` on).
 
 The objective is the validation cross-entropy per segment (``-mean log p(true genre)``, minimized) of the model
 a trial keeps (early stopping restores the best epoch's weights), without the weight penalty: seed_cnn's training
@@ -283,9 +283,10 @@ def validation_scores(model, valid: FeatureSet) -> dict[str, float]:
     return {OBJECTIVE: ce, **ev.evaluate(model, valid).flat_metrics("valid")}
 
 
-def _pruning_callback(trial):
+def _pruning_callback(trial, seen: dict):
     """Report each epoch's validation cross-entropy (the Keras ``val_loss`` less the weight penalty, which the
-    objective leaves out) to Optuna; raise ``optuna.TrialPruned`` when the pruner says so."""
+    objective leaves out) to Optuna; raise ``optuna.TrialPruned`` when the pruner says so. ``seen["epochs"]``
+    counts the epochs run."""
     import keras
     import optuna
 
@@ -294,7 +295,7 @@ def _pruning_callback(trial):
             penalty = float(sum(float(v) for v in self.model.losses))
             value = float((logs or {})["val_loss"]) - penalty
             trial.report(value, step=epoch + 1)
-            trial.set_user_attr("epochs", epoch + 1)
+            seen["epochs"] = epoch + 1
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {epoch + 1} (validation cross-entropy {value:.4f})")
 
@@ -362,8 +363,10 @@ def sweep(data: str | Path | Dataset, config, *, trials: int, space=None,
     result = SweepResult(family=family, space=space)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if pruner is None:
-        pruner = (optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2) if prune and keras_family
-                  else optuna.pruners.NopPruner())
+        # A trial gets as many epochs as early stopping tolerates (patience) before it can be pruned: judged
+        # after one or two epochs, slow starters (a small learning rate) lose to fast ones whatever their end.
+        pruner = (optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=max(1, config.patience))
+                  if prune and keras_family else optuna.pruners.NopPruner())
     sampler = optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=max(2, min(10, trials // 2)))
     study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner)
 
@@ -372,7 +375,7 @@ def sweep(data: str | Path | Dataset, config, *, trials: int, space=None,
         row = {"trial": trial.number, "state": "failed", OBJECTIVE: None, "valid_track_accuracy": None,
                "epochs": None, **params}
         result.trials.append(row)
-        pruned = None
+        pruned, seen = None, {}
         with tracking.start_run(f"{name}-trial-{trial.number:02d}", parent_run_id=result.run_id,
                                 params={f"train.{k}": v for k, v in params.items()},
                                 tags={"genrelib.stage": "sweep-trial", "genrelib.family": family,
@@ -382,7 +385,7 @@ def sweep(data: str | Path | Dataset, config, *, trials: int, space=None,
                 cfg = replace(config, **params)
                 tracking.log_params({f"train.{k}": v for k, v in asdict(cfg).items() if k not in params})
                 train_rows, _ = with_copies(parts["train"], ds, cfg, n_jobs=n_jobs)
-                callbacks = (tracking.keras_epoch_logger(), _pruning_callback(trial)) if keras_family else ()
+                callbacks = (tracking.keras_epoch_logger(), _pruning_callback(trial, seen)) if keras_family else ()
                 model, _ = fit(train_rows, parts["valid"], cfg, callbacks=callbacks)
                 scores = validation_scores(model, parts["valid"])
                 tracking.log_metrics(scores)
@@ -393,7 +396,7 @@ def sweep(data: str | Path | Dataset, config, *, trials: int, space=None,
                 return scores[OBJECTIVE]
             except optuna.TrialPruned as exc:
                 pruned = exc
-                row.update({"state": "pruned", "epochs": trial.user_attrs.get("epochs")})
+                row.update({"state": "pruned", "epochs": seen.get("epochs")})
                 tracking.set_tags({"genrelib.trial_state": "pruned", "genrelib.pruned": str(exc)})
             except Exception as exc:  # recorded on the trial's run (FAILED) and in the table; optuna goes on
                 row["error"] = f"{type(exc).__name__}: {exc}"
