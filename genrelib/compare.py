@@ -53,8 +53,11 @@ def configuration(row) -> str:
     if stage == "ensemble":
         families = str(_param(row, "ensemble.families", "")).split(",")
         weights = [float(w) for w in str(_param(row, "ensemble.weights", "")).split(",") if w]
+        versions = str(_param(row, "ensemble.versions", "")).split(",")
+        versions += [""] * (len(families) - len(versions))
         total = sum(weights) or 1.0
-        return " + ".join(f"{f} {w / total:.2g}" for f, w in zip(families, weights))
+        return " + ".join(f"{f}{f' v{v}' if v else ''} {w / total:.2g}"
+                          for f, w, v in zip(families, weights, versions))
     family = _param(row, "train.family", row.get("tags.genrelib.family"))
     parts = [f"{k} {_param(row, f'train.{k}')}" for k in _ALWAYS if _param(row, f"train.{k}") is not None]
     if family in KERAS_FAMILIES:
@@ -177,9 +180,9 @@ def plot_leaderboard(board, *, title: str = "Best run of each family: per-track 
 
 
 def plot_confusions(board, *, n: int = 2, uri: str | None = None):
-    """The per-track test confusion matrices (normalized by row) of the ``n`` best runs that logged one
-    (``reports/test_report.json``: train and ensemble runs; cross-validation runs log none), side by side.
-    Returns the Figure."""
+    """The per-track test confusion matrices (normalized by row) of the best runs of the ``n`` best families, side
+    by side: for each family the best run that logged one (``reports/test_report.json``: train and ensemble runs;
+    cross-validation runs log none). Returns the Figure."""
     import matplotlib.pyplot as plt
 
     from . import tracking
@@ -191,7 +194,7 @@ def plot_confusions(board, *, n: int = 2, uri: str | None = None):
     for _, r in board.dropna(subset=["test_track_accuracy"]).iterrows():
         if len(found) == n:
             break
-        if r.stage == "cv":
+        if r.stage == "cv" or r.family in {f.family for f, _ in found}:
             continue
         report = tracking.load_run_dict(r.run_id, "reports/test_report.json")
         if report is not None:
@@ -199,9 +202,11 @@ def plot_confusions(board, *, n: int = 2, uri: str | None = None):
     fig, axes = plt.subplots(1, max(len(found), 1), figsize=(7.2 * max(len(found), 1), 6.6), layout="constrained",
                              squeeze=False)
     for ax, (r, report) in zip(axes[0], found):
+        stage = "" if r.stage == r.family else f" ({r.stage})"
+        config = r.configuration if len(r.configuration) <= 60 else r.configuration[:57] + "..."
         plot_confusion_matrix(report["track"]["confusion"], report["genres"], ax=ax,
-                              title=f"#{r['rank']} {r.family} ({r.stage}): track accuracy "
-                                    f"{r.test_track_accuracy:.2f}\n{r.run_name} {r.run_id[:8]}")
+                              title=f"#{r['rank']} {r.family}{stage}: track accuracy {r.test_track_accuracy:.2f}\n"
+                                    f"{config} (run {r.run_id[:8]})")
     if not found:
         axes[0][0].text(0.5, 0.5, "no run with a test report", ha="center", va="center")
         axes[0][0].set_axis_off()
