@@ -47,6 +47,15 @@ def _print_skipped(skipped: list[tuple[str, str]]) -> None:
             print(f"  {tid}: {why}")
 
 
+def _skipped_exit(skipped: list[tuple[str, str]]) -> int:
+    """Exit code of a command that read a data folder: 1 when any file or folder was skipped, else 0."""
+    if not skipped:
+        return 0
+    print(f"genrelib: {len(skipped)} file{'s' if len(skipped) > 1 else ''} could not be read (listed above) and "
+          "{} left out; exit code 1".format("were" if len(skipped) > 1 else "was"), file=sys.stderr)
+    return 1
+
+
 def _print_failures(failures) -> None:
     for _, why in failures:
         print(f"genrelib: error: {why}", file=sys.stderr)
@@ -55,34 +64,48 @@ def _print_failures(failures) -> None:
 def _cmd_scan(args: argparse.Namespace) -> int:
     from .dataset import scan
 
-    ds = scan(args.root)
+    ds = scan(args.root, full=args.full)
     print(f"{ds.root}: {len(ds.tracks)} tracks in {len(ds.genres)} genres")
     for genre, n in ds.counts().items():
         print(f"  {genre:<12} {n:>5}")
+    if args.full:
+        print("every file decoded to the end, as features and train decode them")
+    else:
+        print("headers checked; features and train decode every file fully and also skip files that are cut short, "
+              "silent or decode to NaN (scan --full decodes them here)")
     _print_skipped(ds.skipped)
-    return 0
+    return _skipped_exit(ds.skipped)
 
 
 def _cmd_features(args: argparse.Namespace) -> int:
     from .dataset import scan
-    from .features import extract
+    from .features import cache_path, extract, write_error
     from .train import feature_config_for
 
     if args.map_method is not None and args.map is None:
         raise GenrelibError("--map-method needs --map FILE.png (where to write the map)")
     # as notebook 02: the family's kind, unless a kind is given explicitly (default family seed_cnn: mfcc)
     cfg = feature_config_for(args.family or "seed_cnn", kind=args.kind or "", n_mfcc=args.n_mfcc, n_mels=args.n_mels)
+    out = Path(args.out)
+    # what can be known before the work is done is refused before it
+    _check_writable(out, "--out", "features.csv" if cfg.per_window else "features.npz")
+    if args.map is not None:
+        _check_writable(Path(args.map), "--map", "map.png")
     ds = scan(args.root)
     fs = extract(ds, cfg, n_jobs=args.jobs, cache_dir=args.cache_dir, use_cache=not args.no_cache,
                  progress=sys.stderr.isatty())
-    out = Path(args.out)
-    if cfg.per_window:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.part")
-        fs.table().to_csv(tmp, index=False)
-        tmp.replace(out)
-    else:
-        fs.save(out)
+    if fs.cache_error:
+        print(f"genrelib: warning: {fs.cache_error}", file=sys.stderr)
+    try:
+        if cfg.per_window:
+            fs.save_table(out)
+        else:
+            fs.save(out)
+    except GenrelibError as exc:
+        if args.no_cache or fs.cache_error:
+            raise GenrelibError(f"{exc}; the features were not kept anywhere (no cache was written)") from exc
+        raise GenrelibError(f"{exc}; the features are kept in the cache ({cache_path(ds, cfg, args.cache_dir)}), so "
+                            "the same command, run again once --out can be written, reads them from there") from exc
     print(f"{cfg.kind} features of {len(fs.tracks)} tracks: X {fs.X.shape} float32 -> {out}")
     if args.map is not None:
         from .plots import plot_embedding_map
@@ -90,11 +113,30 @@ def _cmd_features(args: argparse.Namespace) -> int:
         fig = plot_embedding_map(fs.X, fs.row_genres, track_ids=fs.track_ids, method=args.map_method or "pca",
                                  title=f"{cfg.kind} features by genre")
         map_path = Path(args.map)
-        map_path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(map_path, dpi=110)
+        try:
+            map_path.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(map_path, dpi=110)
+        except OSError as exc:
+            map_path.unlink(missing_ok=True)  # a half-written image
+            raise GenrelibError(f"{write_error(map_path, exc, example='map.png')}; the features were written to "
+                                f"{out}") from exc
         print(f"map of the features, one point per track ({args.map_method or 'pca'}) -> {map_path}")
     _print_skipped(fs.skipped)
-    return 0
+    return _skipped_exit(fs.skipped)
+
+
+def _check_writable(path: Path, option: str, example: str) -> None:
+    """Refuse, before any work, an output path that is a folder or lies in a folder that cannot be written."""
+    if path.is_dir():
+        raise GenrelibError(f"{option} {path} is a folder; give a file name (e.g. {path / example})")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:  # the folders still to be made go in the first that is
+        folder = folder.parent
+    if not folder.is_dir():
+        raise GenrelibError(f"{option} {path}: {folder} is a file, not a folder; give another path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise GenrelibError(f"{option} {path}: the folder {folder} is not writable (read-only or permission "
+                            "denied); make it writable or write somewhere else")
 
 
 def _print_metrics(report) -> None:
@@ -162,7 +204,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if res.registered_version:
         print(f"registered as {REGISTERED}/{res.registered_version}; model URI {res.model_uri}")
         print(res.extra["alias_reason"])
-    return 0
+    if res.features.cache_error:
+        print(f"genrelib: warning: {res.features.cache_error}", file=sys.stderr)
+    return _skipped_exit(res.extra["skipped"])
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -372,6 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("scan", help="count tracks per genre and list unreadable files")
     s.add_argument("root", help="data folder laid out <root>/<genre>/<file>")
+    s.add_argument("--full", action="store_true",
+                   help="decode every file to the end (as features and train do), not only its header: finds files "
+                        "that are cut short, silent or decode to NaN; slower (about 3 ms per 30 s wav, 15 ms per mp3)")
     s.set_defaults(func=_cmd_scan)
 
     f = sub.add_parser("features", help="extract features of a data folder (cached)")

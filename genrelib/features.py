@@ -516,6 +516,9 @@ class FeatureSet:
     config : FeatureConfig
     skipped : list of (track_id, reason)
         Files that could not be read.
+    cache_error : str or None
+        Set by :func:`extract` when the features were computed but could not be written to the cache (why, and
+        the fix); not saved with the features.
     """
 
     X: np.ndarray
@@ -526,6 +529,7 @@ class FeatureSet:
     genres: list[str]
     config: FeatureConfig
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    cache_error: str | None = None
 
     def __len__(self) -> int:
         return len(self.X)
@@ -561,16 +565,46 @@ class FeatureSet:
         ``X`` is stored losslessly as little-endian float32 split into byte planes: the plane holding the
         sign and exponent is deflated (it compresses about 3:1), the mantissa planes, which are noise to a
         compressor, are stored as they are. Any ``np.load`` reads the file; :meth:`load` reassembles ``X``.
+
+        Raises
+        ------
+        FeatureError
+            When the file cannot be written (a full disk, a read-only or missing folder, ``path`` is a folder):
+            the message names the path, the reason and the fix; no partial file is left behind.
         """
         meta = {"genres": self.genres, "config": self.config.to_dict(), "skipped": self.skipped}
         planes = np.ascontiguousarray(self.X.astype("<f4").reshape(-1).view(np.uint8).reshape(-1, 4).T)
-        return _atomic_save_npz(
-            Path(path),
-            stored={"X_mantissa": planes[:3]},
-            deflated={"X_exponent": planes[3], "X_shape": np.array(self.X.shape, np.int64),
-                      "track_ids": self.track_ids.astype(str), "window": self.window, "segment": self.segment,
-                      "row_genres": self.row_genres.astype(str), "meta": np.array(json.dumps(meta))},
-        )
+        try:
+            return _atomic_save_npz(
+                Path(path),
+                stored={"X_mantissa": planes[:3]},
+                deflated={"X_exponent": planes[3], "X_shape": np.array(self.X.shape, np.int64),
+                          "track_ids": self.track_ids.astype(str), "window": self.window, "segment": self.segment,
+                          "row_genres": self.row_genres.astype(str), "meta": np.array(json.dumps(meta))},
+            )
+        except OSError as exc:
+            raise FeatureError(write_error(path, exc)) from exc
+
+    def save_table(self, path: str | Path) -> Path:
+        """Write :meth:`table` as CSV, atomically (a hidden ``.<name>.part`` file beside it, then a rename).
+
+        Raises
+        ------
+        FeatureError
+            When the file cannot be written (see :meth:`save`); the ``.part`` file is removed.
+        """
+        path = Path(path)
+        df = self.table()
+        tmp = path.with_name(f".{path.name}.part")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            df.to_csv(tmp, index=False)
+            tmp.replace(path)
+        except OSError as exc:
+            raise FeatureError(write_error(path, exc, example="features.csv")) from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
 
     @classmethod
     def load(cls, path: str | Path) -> FeatureSet:
@@ -644,6 +678,27 @@ def _atomic_save_npz(path: Path, *, stored: dict[str, np.ndarray], deflated: dic
     return path
 
 
+def write_error(path: str | Path, exc: OSError, *, example: str = "features.npz") -> str:
+    """One line saying why ``path`` could not be written and what to do about it (``example``: a file name to
+    suggest when ``path`` is a folder)."""
+    import errno
+
+    path = Path(path)
+    if path.is_dir():  # os.replace onto a folder fails with EISDIR, ENOTEMPTY or EEXIST depending on the folder
+        return f"cannot write {path}: it is a folder; give a file name (e.g. {path / example})"
+    fixes = {
+        errno.ENOSPC: "the disk is full; free space there or write to a folder on another disk",
+        errno.EDQUOT: "the disk quota is used up; free space there or write to a folder on another disk",
+        errno.EROFS: "the file system is read-only; write to a writable folder",
+        errno.EACCES: "permission denied; make the folder writable (chmod u+w) or write to another folder",
+        errno.EPERM: "permission denied; make the folder writable (chmod u+w) or write to another folder",
+        errno.ENOTDIR: "a part of the path is a file, not a folder; give another path",
+        errno.EFBIG: "the file is larger than this process may write (ulimit -f); raise the limit or write elsewhere",
+    }
+    why = fixes.get(exc.errno, f"{exc.strerror or exc}; check the path and the disk")
+    return f"cannot write {path}: {why}"
+
+
 def default_cache_dir() -> Path:
     """``$GENRELIB_CACHE`` or ``~/.cache/genrelib``."""
     return Path(os.environ.get("GENRELIB_CACHE", Path.home() / ".cache" / "genrelib"))
@@ -677,7 +732,9 @@ def extract(
     """Compute (or read from the cache) the features of every track of ``dataset``.
 
     Runs over processes with a progress bar; a file that cannot be decoded is logged, listed in
-    ``skipped`` and left out. The cache file is written atomically (temporary file, then rename).
+    ``skipped`` and left out. The cache file is written atomically (temporary file, then rename); when it cannot
+    be written (a full disk, a read-only folder) the features are returned all the same, with the reason in
+    :attr:`FeatureSet.cache_error`.
 
     Parameters
     ----------
@@ -710,7 +767,13 @@ def extract(
     path = cache_path(dataset, config, cache_dir)
     if use_cache and path.exists():
         logger.info("reading cached features %s", path)
-        return FeatureSet.load(path)
+        fs = FeatureSet.load(path)
+        # The cache is keyed by the readable tracks, so files that scan skips now (added, or broken, since) may
+        # differ from those of the extraction that wrote it: they come from this scan; the tracks that failed to
+        # decode then are tracks of this data too, and still fail.
+        ids = {t.track_id for t in dataset.tracks}
+        fs.skipped = list(dataset.skipped) + [tuple(s) for s in fs.skipped if s[0] in ids]
+        return fs
     n_jobs = n_jobs or os.cpu_count() or 1
     if config.kind == "musicnn":
         # One network in this process runs on every core; each worker process would load TensorFlow and the
@@ -734,11 +797,17 @@ def extract(
             size = max(1, min(8, len(dataset.tracks) // (4 * n_jobs)))
             batches = [dataset.tracks[i : i + size] for i in range(0, len(dataset.tracks), size)]
             futures = [pool.submit(_work_many, b, config) for b in batches]
-            for fut in as_completed(futures):
-                outcomes = fut.result()
-                for outcome in outcomes:
-                    _collect(*outcome, results, skipped)
-                bar.update(len(outcomes))
+            try:
+                for fut in as_completed(futures):
+                    outcomes = fut.result()
+                    for outcome in outcomes:
+                        _collect(*outcome, results, skipped)
+                    bar.update(len(outcomes))
+            except BaseException:
+                # Ctrl-C, SIGTERM or an error: the tracks not started are dropped, rather than all extracted
+                # before the pool's exit lets the exception through.
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     bar.close()
     order = [t for t in dataset.tracks if t.track_id in results]
     if not order:
@@ -754,8 +823,14 @@ def extract(
         skipped=skipped,
     )
     if use_cache:
-        fs.save(path)
-        logger.info("cached features in %s", path)
+        try:
+            fs.save(path)
+            logger.info("cached features in %s", path)
+        except FeatureError as exc:
+            # The features are computed and returned all the same; only the next run pays for them again.
+            fs.cache_error = (f"the feature cache was not written ({exc}); the next run extracts these features "
+                              "again. Give another cache folder (--cache-dir or $GENRELIB_CACHE), or --no-cache")
+            logger.warning("%s", fs.cache_error)
     return fs
 
 
@@ -770,6 +845,49 @@ def _init_worker() -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
+    die_with_parent()
+
+
+def die_with_parent() -> None:
+    """Make this worker process end as soon as the process that started the pool ends, however it ends.
+
+    A pool's workers otherwise outlive a parent killed with SIGKILL: with the ``forkserver`` start method each
+    worker holds the write end of the fork server's "parent alive" pipe and of its own task queue, so the
+    workers wait for tasks forever, the fork server waits for them, and the resource tracker for both (measured:
+    two idle workers of ~270 MB each, still there minutes later). Here a daemon thread waits on a pidfd of the
+    pool's parent (:func:`multiprocessing.parent_process`; with ``forkserver`` the worker's OS parent is the fork
+    server, not that process) and kills this process when it exits; PR_SET_PDEATHSIG covers the OS parent. Once
+    the workers are gone the fork server and the resource tracker see their pipes close and exit by themselves.
+    Linux only (Python >= 3.9, kernel >= 5.3); elsewhere nothing is done.
+    """
+    import multiprocessing
+    import signal
+    import threading
+
+    parent = multiprocessing.parent_process()
+    if parent is None or not hasattr(os, "pidfd_open"):
+        return
+    try:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    try:
+        fd = os.pidfd_open(parent.pid)
+    except ProcessLookupError:  # the parent is already gone
+        os.kill(os.getpid(), signal.SIGKILL)
+    except OSError:  # no pidfd support in this kernel
+        return
+
+    def watch() -> None:
+        import select
+
+        select.select([fd], [], [])  # readable once the parent has exited
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="genrelib-parent-watch", daemon=True).start()
 
 
 def _collect(track, ff, err, results, skipped) -> None:

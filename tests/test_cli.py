@@ -12,13 +12,13 @@ def test_demo_scan_features(tmp_path, capsys):
     assert main(["demo-data", str(out), "--per-genre", "1", "--seconds", "3.5", "--seed", "2"]) == 0
     assert "synthetic" in capsys.readouterr().out
     (out / "jazz" / "jazz.00054.wav").write_bytes(b"not audio at all")
-    assert main(["scan", str(out)]) == 0
+    assert main(["scan", str(out)]) == 1  # a file was skipped (listed)
     text = capsys.readouterr().out
     assert "10 tracks in 10 genres" in text and "jazz/jazz.00054.wav" in text
-    assert main(["features", str(out), "--kind", "summary", "--out", str(tmp_path / "f.csv"), "--jobs", "1"]) == 0
+    assert main(["features", str(out), "--kind", "summary", "--out", str(tmp_path / "f.csv"), "--jobs", "1"]) == 1
     df = pd.read_csv(tmp_path / "f.csv")
     assert list(df.columns)[0] == "filename" and set(SUMMARY_COLUMNS) <= set(df.columns) and len(df) == 10
-    assert main(["features", str(out), "--out", str(tmp_path / "m.npz"), "--jobs", "2"]) == 0
+    assert main(["features", str(out), "--out", str(tmp_path / "m.npz"), "--jobs", "2"]) == 1
     assert (tmp_path / "m.npz").stat().st_size > 0
 
 
@@ -86,7 +86,7 @@ def test_train_gtzan_ff_on_partial_gtzan_refused_unless_forced(gtzan_tree, capsy
     err = capsys.readouterr().err
     assert err.startswith("genrelib: error: the gtzan-ff split of ") and len(err.strip().splitlines()) == 1
     assert "the test part has 4 tracks" in err and "Use --split random" in err and "--force" in err
-    assert main([*args, "--force"]) == 0
+    assert main([*args, "--force"]) == 1  # trained; exit 1 for the skipped broken.wav
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("run ") and lines[0].endswith("(tracks: train 6, valid 3, test 4; split gtzan-ff)")
     broken_reason = dict(dataset_skipped(root))["metal/broken.wav"]

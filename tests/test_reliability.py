@@ -1,9 +1,13 @@
 """Issue 12: the adversarial probes, each reproduced with generated files and asserting the good behaviour."""
 
 import os
+import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,3 +95,259 @@ def test_silence_then_sound_gives_the_same_signal(write):
     path = write("late.wav", y, subtype="FLOAT")
     z, _ = audio.load(path)
     np.testing.assert_array_equal(z, y)
+
+
+# ----------------------------------------------------------------------------- exit codes, scan (items 5, 6)
+
+
+def _copy_tree(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_scan_features_train_exit_1_when_a_file_was_skipped(tiny_tree, tmp_path, capsys):
+    from genrelib.cli import main
+
+    root = _copy_tree(tiny_tree, tmp_path / "data")
+    assert main(["scan", str(root)]) == 0 and main(["features", str(root), "--kind", "summary", "--out",
+                                                    str(tmp_path / "ok.csv"), "--jobs", "1"]) == 0
+    capsys.readouterr()
+    (root / "metal" / "broken.wav").write_bytes(b"RIFF not audio")
+    # before: 0 from scan and features although a file was skipped, while the README promised 1
+    assert main(["scan", str(root)]) == 1
+    out, err = capsys.readouterr()
+    assert "metal/broken.wav" in out and "exit code 1" in err
+    assert main(["features", str(root), "--kind", "summary", "--out", str(tmp_path / "f.csv"), "--jobs", "1"]) == 1
+    out, err = capsys.readouterr()
+    assert "metal/broken.wav" in out and (tmp_path / "f.csv").exists()  # the rest was done
+    assert main(["train", str(root), "--model", "summary", "--jobs", "1", "--no-register"]) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith("run ") and "metal/broken.wav" in out and "test metrics" in out
+
+
+def test_scan_says_it_reads_headers_and_full_decodes(tmp_path, write, capsys):
+    from genrelib.cli import main
+
+    for g in ("a", "b"):
+        for i in range(2):
+            write(f"data/{g}/ok{i}.wav", sine(300 + 500 * i + (0 if g == "a" else 1500), 3.0))
+    write("data/a/silent.wav", np.zeros(22050 * 3, np.float32))
+    y = sine(440, 3.0)
+    y[5000] = np.nan
+    write("data/a/nan.wav", y, subtype="FLOAT")
+    cut = write("data/b/cut.wav", sine(440, 6.0))
+    cut.write_bytes(cut.read_bytes()[: len(cut.read_bytes()) // 2])  # header promises 6 s, 3 s are there
+    # header check: the three count as tracks (before: silently), and scan now says what it checked
+    assert main(["scan", str(tmp_path / "data")]) == 0
+    out = capsys.readouterr().out
+    assert "7 tracks in 2 genres" in out and "headers checked" in out and "scan --full" in out
+    assert main(["scan", str(tmp_path / "data"), "--full"]) == 1
+    out = capsys.readouterr().out
+    assert "4 tracks in 2 genres" in out and "every file decoded" in out
+    assert "a/silent.wav" in out and "silent" in out and "a/nan.wav" in out and "NaN" in out
+    assert "b/cut.wav" in out and "truncated" in out
+    # features decodes fully too: the same three are skipped there
+    fs = features.extract(dataset.scan(tmp_path / "data"), features.FeatureConfig(kind="mfcc"), n_jobs=1,
+                          progress=False)
+    assert {t for t, _ in fs.skipped} == {"a/silent.wav", "a/nan.wav", "b/cut.wav"}
+
+
+def test_links_in_a_data_folder_are_followed_or_reported(tmp_path, write):
+    for g in ("a", "b"):
+        write(f"data/{g}/x.wav", sine(440 if g == "a" else 3000, 3.0))
+    write("elsewhere/live/y.wav", sine(600, 3.0))
+    data = tmp_path / "data"
+    (data / "a" / "gone").symlink_to(tmp_path / "no-such-folder")  # a dangling link to a folder
+    (data / "a" / "gone.wav").symlink_to(tmp_path / "no-such-file.wav")
+    (data / "a" / "cover.jpg").symlink_to(tmp_path / "no-such-cover.jpg")  # not audio: not reported
+    (data / "a" / "live").symlink_to(tmp_path / "elsewhere" / "live")  # followed (rglob did not)
+    (data / "a" / "more").symlink_to(tmp_path / "elsewhere" / "live")  # the same folder twice: read once
+    (data / "b" / "loop").symlink_to(data / "b" / "loop")
+    ds = dataset.scan(data)
+    assert sorted(t.track_id for t in ds.tracks) == ["a/live/y.wav", "a/x.wav", "b/x.wav"]
+    why = dict(ds.skipped)
+    assert set(why) == {"a/gone", "a/gone.wav", "a/more/", "b/loop"}
+    assert "broken link" in why["a/gone"] and "no-such-folder" in why["a/gone"]
+    assert why["a/more/"].startswith("the same folder as a/live (a link), read once")
+    assert "Too many levels" in why["b/loop"]
+
+
+def _without_root_powers() -> list[str]:
+    """A command prefix under which mode 000 keeps even root out (root ignores permissions otherwise)."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: cannot make a folder unreadable to this process")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def test_unreadable_sub_folder_is_reported(tmp_path, write):
+    for g in ("a", "b"):
+        write(f"data/{g}/x.wav", sine(440 if g == "a" else 3000, 3.0))
+    write("data/a/locked/y.wav", sine(500, 3.0))
+    locked = tmp_path / "data" / "a" / "locked"
+    locked.chmod(0)
+    try:
+        code = ("from genrelib import dataset; ds = dataset.scan(%r); print(sorted(t.track_id for t in ds.tracks)); "
+                "print(dict(ds.skipped))" % str(tmp_path / "data"))
+        r = subprocess.run([*_without_root_powers(), sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=120)
+    finally:
+        locked.chmod(0o755)
+    assert r.returncode == 0, r.stderr
+    tracks, skipped = r.stdout.strip().splitlines()
+    assert tracks == "['a/x.wav', 'b/x.wav']"  # before: the same, and nothing said about a/locked
+    assert "'a/locked/': 'cannot read this folder (Permission denied)" in skipped and "chmod" in skipped
+
+
+# ------------------------------------------------------------------------- writing results (item 7)
+
+
+def _leftovers(folder):
+    return sorted(p.name for p in Path(folder).rglob("*") if p.name.endswith((".part", ".tmp")))
+
+
+def test_features_out_is_a_folder_is_refused_before_any_work(tiny_tree, tmp_path):
+    out = tmp_path / "work"
+    out.mkdir()
+    for kind, example in (("summary", "features.csv"), ("mfcc", "features.npz")):
+        r = _cli("features", tiny_tree, "--kind", kind, "--out", out, "--jobs", "1", "--cache-dir", tmp_path / "c")
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.strip() == f"genrelib: error: --out {out} is a folder; give a file name (e.g. {out / example})"
+    assert not (tmp_path / "c").exists()  # refused before extracting
+    assert _leftovers(tmp_path) == [] and list(out.iterdir()) == []  # before: .work.part beside it
+
+
+def _fill(disk: Path, leave: int) -> None:
+    """Fill a disk with a file "filler", leaving about ``leave`` bytes free."""
+    st = os.statvfs(disk)
+    (disk / "filler").write_bytes(b"\0" * max(0, st.f_bavail * st.f_frsize - leave))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 5 MB tmpfs (as the tester used), almost full; skips where mounting is not allowed."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({r.stderr.strip()}); needs root")
+    try:
+        _fill(mnt, 64 * 1024)
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_full_disk_loses_no_work_and_leaves_no_partial_file(tiny_tree, tmp_path, small_disk):
+    cache = tmp_path / "cache"
+    args = ["features", tiny_tree, "--kind", "mel", "--jobs", "1"]  # 12 tracks of mel segments: ~0.8 MB
+    # --out on the full disk: before, a traceback and the work lost
+    r = _cli(*args, "--out", small_disk / "mel.npz", "--cache-dir", cache)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert r.stderr.startswith(f"genrelib: error: cannot write {small_disk / 'mel.npz'}: the disk is full")
+    assert "the features are kept in the cache" in r.stderr and str(cache) in r.stderr
+    assert _leftovers(small_disk) == [] and not (small_disk / "mel.npz").exists()
+    (small_disk / "filler").unlink()  # space freed: the same command writes --out from the cache
+    r = _cli("-v", *args, "--out", small_disk / "mel.npz", "--cache-dir", cache)
+    assert r.returncode == 0 and "reading cached features" in r.stderr
+    assert features.FeatureSet.load(small_disk / "mel.npz").X.shape == (12, 130, 128)
+    (small_disk / "mel.npz").unlink()
+    _fill(small_disk, 64 * 1024)
+    # the cache on the full disk: --out is written all the same, with a warning
+    out = tmp_path / "mel.npz"
+    r = _cli(*args, "--out", out, "--cache-dir", small_disk / "cache", "--n-mels", "64")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.startswith("genrelib: warning: the feature cache was not written (cannot write "
+                               f"{small_disk / 'cache'}") and "the disk is full" in r.stderr
+    assert features.FeatureSet.load(out).X.shape == (12, 130, 64) and _leftovers(small_disk) == []
+
+
+def test_full_disk_while_writing_a_table_leaves_no_part_file(tiny_tree, tmp_path, small_disk):
+    (small_disk / "filler").unlink()
+    _fill(small_disk, 4 * 1024)  # less than the 12-row table
+    r = _cli("features", tiny_tree, "--kind", "summary", "--jobs", "1", "--no-cache", "--out", small_disk / "table.csv")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (  # (above it: a librosa warning on the synthetic clips)
+        f"genrelib: error: cannot write {small_disk / 'table.csv'}: the disk is full; free space there or write to a "
+        "folder on another disk; the features were not kept anywhere (no cache was written)")
+    assert _leftovers(small_disk) == []  # before: .table.csv.part
+
+
+def test_read_only_cache_still_writes_out(tiny_tree, tmp_path, small_disk):
+    (small_disk / "filler").unlink()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    out = tmp_path / "t.csv"
+    r = _cli("features", tiny_tree, "--kind", "summary", "--jobs", "1", "--out", out, "--cache-dir", small_disk)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert "warning: the feature cache was not written" in r.stderr and "read-only" in r.stderr
+    assert "--cache-dir" in r.stderr and len(out.read_text().splitlines()) == 13
+    # and an --out on the read-only disk is refused before any work
+    r = _cli("features", tiny_tree, "--kind", "summary", "--jobs", "1", "--out", small_disk / "sub" / "t.csv",
+             "--no-cache")
+    assert r.returncode == 2 and r.stderr.startswith(f"genrelib: error: --out {small_disk / 'sub' / 't.csv'}: the "
+                                                     f"folder {small_disk} is not writable")
+
+
+# ------------------------------------------------------------------------- workers die with genrelib (item 8)
+
+
+def _session_processes(sid: int) -> dict[int, tuple[int, str]]:
+    """Live processes of a session: pid -> (parent pid, command line); zombies count as gone."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if fields[0] in ("Z", "X"):
+            continue
+        if int(fields[3]) == sid:  # field 6 of /proc/<pid>/stat: the session id
+            out[int(d.name)] = (int(fields[1]), cmd)
+    return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="walks /proc")
+def test_kill_9_of_features_leaves_no_worker_behind(tmp_path, write):
+    one = write("one.wav", sine(440, 30.0) + 0.05 * np.random.default_rng(0).standard_normal(22050 * 30)
+                .astype(np.float32))
+    for g in ("a", "b"):
+        (tmp_path / "data" / g).mkdir(parents=True)
+        for i in range(40):  # 80 tracks of 30 s: far longer than the test waits
+            os.link(one, tmp_path / "data" / g / f"{i}.wav")
+    proc = subprocess.Popen([*GL, "features", str(tmp_path / "data"), "--kind", "summary", "--jobs", "2",
+                             "--no-cache", "--out", str(tmp_path / "t.csv")], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            procs = _session_processes(proc.pid)
+            servers = [p for p, (pp, cmd) in procs.items() if pp == proc.pid and "forkserver" in cmd]
+            workers = [p for p, (pp, _) in procs.items() if pp in servers]
+            if len(workers) == 2:
+                break
+            assert proc.poll() is None, "genrelib features ended before its workers were seen"
+            time.sleep(0.2)
+        assert len(workers) == 2 and len(servers) == 1
+        time.sleep(1.0)  # the workers are at work
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 20
+        while _session_processes(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        # before: both workers (~270 MB each), the fork server and the resource tracker, for good
+        assert _session_processes(proc.pid) == {}
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in _session_processes(proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
