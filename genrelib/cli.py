@@ -354,9 +354,8 @@ def _cmd_personal_test(args: argparse.Namespace) -> int:
 
 
 def _overrides(pairs) -> dict:
-    from .pipeline import parse_value
-
-    return {k: parse_value(v) for k, v in (pairs or [])}
+    # kept as text: genrelib.pipeline.check_parameters reads each value as the type its notebooks declare
+    return dict(pairs or [])
 
 
 def _ui_command() -> str:
@@ -366,9 +365,10 @@ def _ui_command() -> str:
 
 
 def _cmd_notebook(args: argparse.Namespace) -> int:
-    from .pipeline import run_notebook
+    from .pipeline import check_parameters, run_notebook
 
-    params = _overrides(args.p)
+    # one notebook: a name it does not declare is a mistake (run-all lets each notebook take what it declares)
+    params = check_parameters(_overrides(args.p), [args.name], notebooks_dir=args.notebooks_dir)
     if args.data:
         params["data_dir"] = str(Path(args.data).resolve())
     if args.personal:
@@ -530,8 +530,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (or SIGHUP) arrived: unwinds like Ctrl-C, so that an MLflow run in progress ends as KILLED."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum, frame) -> None:
+    import signal
+
+    signal.signal(signum, signal.SIG_DFL)  # a second signal ends the process at once
+    raise Terminated(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``genrelib`` console script."""
+    import signal
+    import threading
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     parser = build_parser()
@@ -539,14 +557,22 @@ def main(argv: list[str] | None = None) -> int:
     # The CLI prints skipped files itself; library warnings show with -v.
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
+    handled = (signal.SIGTERM, signal.SIGHUP) if threading.current_thread() is threading.main_thread() else ()
+    previous = {s: signal.signal(s, _terminate) for s in handled}
     try:
         return int(args.func(args) or 0)
     except GenrelibError as exc:
         print(f"genrelib: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated as exc:
+        print(f"genrelib: stopped by {signal.Signals(exc.signum).name}", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("genrelib: interrupted", file=sys.stderr)
         return 130
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,117 @@ def notebook_parameters(path: str | Path) -> dict:
     return dict(pm.inspect_notebook(str(path)))
 
 
+#: How a declared type is described in an error message.
+_TYPE_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "text"}
+
+
+def _convert(value, type_name: str):
+    """``value`` (a command line's text, or a Python value) as the declared type; ValueError when it is not one.
+
+    An int is a float; a bool is not a number. Annotations other than int, float, bool and str are not checked
+    (text is read as papermill's ``-p`` reads it).
+    """
+    if type_name in ("int", "float"):
+        if isinstance(value, bool):
+            pass
+        elif isinstance(value, int) or (type_name == "float" and isinstance(value, float)):
+            return value
+        elif isinstance(value, str):
+            return int(value.strip()) if type_name == "int" else float(value.strip())
+    elif type_name == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+    elif type_name == "str":
+        if isinstance(value, str):
+            return value
+    else:
+        return parse_value(value) if isinstance(value, str) else value
+    raise ValueError(f"{value!r} is not {type_name}")
+
+
+def _check(parameters: dict, declared: dict[str, dict], *, must_be_declared: bool) -> dict:
+    """Check and convert ``parameters`` against the parameters each notebook of ``declared`` declares."""
+    import difflib
+
+    out = {}
+    for key, value in parameters.items():
+        owners = [nb for nb, params in declared.items() if key in params]
+        if not owners:
+            if must_be_declared:
+                names = sorted({k for params in declared.values() for k in params})
+                close = difflib.get_close_matches(key, names, n=1)
+                which = (f"notebook {next(iter(declared))}" if len(declared) == 1
+                         else f"any of the notebooks {', '.join(declared)}")
+                raise NotebookError(
+                    f"unknown notebook parameter {key!r} (value {value!r}): not declared by {which}"
+                    + (f"; did you mean {close[0]!r}?" if close else "") + f" (declared: {', '.join(names)})")
+            out[key] = value
+            continue
+        types = {nb: declared[nb][key]["inferred_type_name"] for nb in owners}
+        converted, ok = None, False
+        for t in dict.fromkeys(types.values()):  # the first reading that every declaring notebook accepts
+            try:
+                converted = _convert(value, t)
+                for u in types.values():
+                    _convert(converted, u)
+            except (TypeError, ValueError):
+                continue
+            ok = True
+            break
+        if not ok:
+            nb, t = next((nb, t) for nb, t in types.items() if not _accepts(value, t))
+            decl = f"{key}: {t} = {declared[nb][key]['default']}"
+            same = [n for n, u in types.items() if u == t]
+            raise NotebookError(
+                f"notebook parameter {key!r} must be {_TYPE_WORDS.get(t, t)} ({t}), as {', '.join(same)} "
+                f"declare{'s' if len(same) == 1 else ''} it ({decl}); got {value!r}")
+        out[key] = converted
+    return out
+
+
+def _accepts(value, type_name: str) -> bool:
+    try:
+        _convert(value, type_name)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def check_parameters(parameters: dict, notebooks: tuple[str, ...] | list[str] = NOTEBOOKS, *,
+                     notebooks_dir: str | Path = "notebooks") -> dict:
+    """Check notebook overrides before anything runs; return them converted to the declared types.
+
+    Each name must be declared by at least one of ``notebooks`` (a name that only some declare is fine: each
+    notebook takes what it declares), and each value must fit the type annotation of every notebook that declares
+    it (``epochs: int = 30``): text from a command line is converted ("5" -> 5; "true" -> True), an int is
+    accepted for a float, and a value that cannot be read as the type is refused. Names whose annotation is not
+    int, float, bool or str are not type-checked.
+
+    Parameters
+    ----------
+    parameters : dict
+        Name -> value (text, as ``-p NAME VALUE`` gives it, or a Python value).
+    notebooks : sequence of str
+        The notebooks that will run (for ``genrelib notebook NAME``: just that one).
+    notebooks_dir : path
+
+    Raises
+    ------
+    NotebookError
+        For an unknown name (naming the notebooks and the declared names, with the closest one) or a value of the
+        wrong type (naming the parameter, the notebooks that declare it, the declared type and the value).
+    """
+    declared = {}
+    for name in notebooks:
+        src = Path(notebooks_dir) / f"{name}.ipynb"
+        if not src.exists():
+            raise NotebookError(f"notebook {src} not found; run from the project root or pass --notebooks-dir")
+        declared[name] = notebook_parameters(src)
+    return _check(parameters, declared, must_be_declared=True)
+
+
 @dataclass
 class NotebookRun:
     """One executed notebook."""
@@ -67,12 +178,14 @@ def run_notebook(name: str, *, parameters: dict | None = None, notebooks_dir: st
         One of :data:`NOTEBOOKS` (or any notebook name in ``notebooks_dir``).
     parameters : dict
         Overrides; those the notebook does not declare are ignored (and logged), so one set of overrides can
-        serve all five notebooks.
+        serve all five notebooks (:func:`check_parameters` refuses names that no notebook declares). Those it
+        declares are converted to, and checked against, their declared types.
 
     Raises
     ------
     NotebookError
-        When a cell fails: the message carries the cell's error and where the executed notebook is. The
+        When an override does not fit its declared type (before anything runs). When a cell fails: the message
+        carries the cell's error and where the executed notebook is. The
         notebook's own MLflow run is then marked FAILED, whether a cell had already ended it or not (one is
         created if the notebook failed before starting it), and the failed notebook is attached to it.
     """
@@ -90,7 +203,7 @@ def run_notebook(name: str, *, parameters: dict | None = None, notebooks_dir: st
     uri = tracking.tracking_uri()
     declared = notebook_parameters(src)
     given = {"tracking_uri": uri, "parent_run_id": parent_run_id, **(parameters or {})}
-    params = {k: v for k, v in given.items() if k in declared}
+    params = _check({k: v for k, v in given.items() if k in declared}, {name: declared}, must_be_declared=True)
     ignored = sorted(set(given) - set(declared))
     if ignored:
         logger.info("%s does not take %s", name, ", ".join(ignored))
@@ -171,14 +284,17 @@ def run_all(*, data_dir: str | Path, personal_dir: str | Path, parameters: dict 
     Raises
     ------
     NotebookError
-        At the first failing notebook; that notebook's run (the failed notebook attached), the parent run and any
+        Before anything runs, for an override that no notebook declares or that does not fit its declared type
+        (:func:`check_parameters`). At the first failing notebook; that notebook's run (the failed notebook attached), the parent run and any
         unfinished child are marked FAILED.
     """
     from . import tracking
 
+    # a misspelt name or a value of the wrong type is refused before any notebook runs
+    parameters = check_parameters(parameters or {}, notebooks, notebooks_dir=notebooks_dir)
     tracking.setup(tracking_uri)
     params = {"data_dir": str(Path(data_dir).resolve()), "personal_dir": str(Path(personal_dir).resolve()),
-              **(parameters or {})}
+              **parameters}
     pin_model = "model" not in params  # then 04 and 05 use exactly the version 03 registers (see below)
     if "family" in params and pin_model:
         params["model"] = f"genre-classifier@{str(params['family']).replace('_', '-')}"

@@ -351,3 +351,140 @@ def test_kill_9_of_features_leaves_no_worker_behind(tmp_path, write):
             except ProcessLookupError:
                 pass
 
+
+# ------------------------------------------------------------------------- MLflow runs that end (item 9)
+
+
+def _runs(status=None):
+    import mlflow
+
+    client = mlflow.MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    return [r for r in runs if status is None or r.info.status == status]
+
+
+def test_sigterm_during_train_ends_the_run_killed(tiny_tree, tmp_path):
+    from genrelib import tracking
+
+    tracking.setup()  # the store exists before two processes open it
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen([*GL, "train", str(tiny_tree), "--model", "seed_cnn", "--epochs", "500", "--patience",
+                             "500", "--no-register", "--jobs", "1"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            running = [r for r in _runs("RUNNING") if "loss" in r.data.metrics]
+            if running:
+                break
+            time.sleep(0.5)
+        assert proc.poll() is None and running, "no training epoch was logged"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # before: the process died at once and the run stayed RUNNING for good
+    assert proc.returncode == 128 + signal.SIGTERM and "stopped by SIGTERM" in err and "Traceback" not in err
+    run = [r for r in _runs() if r.info.run_id == running[0].info.run_id][0]
+    assert run.info.status == "KILLED"
+    tags = run.data.tags
+    assert tags["genrelib.pid"] == str(proc.pid) and tags["genrelib.host"] == socket.gethostname()
+
+
+def test_runs_of_processes_killed_outright_are_marked_failed():
+    import mlflow
+
+    from genrelib import tracking
+
+    tracking.setup()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    client = mlflow.MlflowClient()
+    exp = mlflow.get_experiment_by_name(tracking.EXPERIMENT).experiment_id
+    here = socket.gethostname()
+    orphan = client.create_run(exp, tags={"genrelib.pid": str(dead.pid), "genrelib.host": here}).info.run_id
+    reused = client.create_run(exp, tags={"genrelib.pid": str(os.getpid()), "genrelib.host": here,
+                                          "genrelib.pid_start": "1"}).info.run_id  # a pid since taken by another
+    elsewhere = client.create_run(exp, tags={"genrelib.pid": str(dead.pid), "genrelib.host": here + "-other"})
+    foreign = client.create_run(exp, tags={}).info.run_id  # not genrelib's: never touched
+    alive = tracking.create_parent_run("alive")  # this process: alive
+    assert sorted(tracking.reap_orphan_runs()) == sorted([orphan, reused])
+    status = {r: client.get_run(r).info.status for r in (orphan, reused, elsewhere.info.run_id, foreign, alive)}
+    assert status == {orphan: "FAILED", reused: "FAILED", elsewhere.info.run_id: "RUNNING", foreign: "RUNNING",
+                      alive: "RUNNING"}
+    assert "ended without ending the run" in client.get_run(orphan).data.tags["genrelib.end_reason"]
+    # the next process that opens the store reaps by itself (setup, once per process and store)
+    again = client.create_run(exp, tags={"genrelib.pid": str(dead.pid), "genrelib.host": here}).info.run_id
+    r = subprocess.run([sys.executable, "-c", "from genrelib import tracking; tracking.setup()"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and client.get_run(again).info.status == "FAILED"
+
+
+# ------------------------------------------------------------------------- notebook parameters (item 10)
+
+NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def test_notebook_parameters_are_checked_before_anything_runs(tiny_tree, tmp_path, capsys):
+    from genrelib.cli import main
+    from genrelib.pipeline import NOTEBOOKS, check_parameters
+
+    common = ["--notebooks-dir", str(NB_DIR), "--out", str(tmp_path / "nb")]
+    # before: the unknown name was ignored and all five notebooks ran on the defaults
+    assert main(["run-all", "--data", str(tiny_tree), "--personal", str(tiny_tree), "-p", "epochz", "1",
+                 *common]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("genrelib: error: unknown notebook parameter 'epochz' (value '1'): not declared by any "
+                          f"of the notebooks {', '.join(NOTEBOOKS)}; did you mean 'epochs'? (declared: aug_copies, "
+                          "batch_size, ") and len(err.strip().splitlines()) == 1
+    # before: 01 and 02 ran, then 03 failed with "TypeError: '<' not supported between 'str' and 'int'"
+    assert main(["run-all", "--data", str(tiny_tree), "--personal", str(tiny_tree), "-p", "epochs", "notanumber",
+                 *common]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "genrelib: error: notebook parameter 'epochs' must be a whole number (int), as 03_train declares it "
+        "(epochs: int = 30); got 'notanumber'")
+    assert main(["run-all", "--data", str(tiny_tree), "--personal", str(tiny_tree), "-p", "n_jobs", "2.5",
+                 *common]) == 2
+    err = capsys.readouterr().err
+    assert "'n_jobs' must be a whole number (int), as 02_features, 03_train, 04_evaluate" in err
+    assert err.strip().endswith("declare it (n_jobs: int = 0); got '2.5'")
+    assert not (tmp_path / "nb").exists() and _runs() == []  # nothing ran
+    # one notebook: a name it does not declare is an error, even if another notebook declares it
+    assert main(["notebook", "04_evaluate", "-p", "epochs", "3", "--data", str(tiny_tree), *common]) == 2
+    assert "not declared by notebook 04_evaluate" in capsys.readouterr().err
+    # what is right is converted to the declared types: an int for a float; a number kept as text for a str
+    assert check_parameters({"epochs": "5", "mixup": "1", "model": "7", "hop_seconds": 2},
+                            notebooks_dir=NB_DIR) == {"epochs": 5, "mixup": 1.0, "model": "7", "hop_seconds": 2}
+    assert check_parameters({"epochs": "3"}, ["03_train", "04_evaluate"], notebooks_dir=NB_DIR) == {"epochs": 3}
+
+
+# ---------------------------------------------------------------- a model that cannot be logged (item 16)
+
+
+def test_train_keeps_the_model_when_logging_it_fails(tiny_tree, tmp_path, monkeypatch, capsys):
+    from genrelib.cli import main
+    from genrelib.predict import load_model
+
+    from genrelib import tracking
+
+    monkeypatch.chdir(tmp_path)
+    # the store's artifact folder cannot be made (a file is in its place): every artifact write fails, for real
+    (tmp_path / "mlruns" / "artifacts").write_text("not a folder")
+    tracking.setup()  # (MLflow's notices of a new store are not the point here)
+    capsys.readouterr()
+    assert main(["train", str(tiny_tree), "--model", "summary", "--jobs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith("genrelib: error: training finished, but evaluating or logging the model failed "
+                          "(NotADirectoryError: ")
+    [run] = _runs()
+    folder = Path("results") / "unlogged-models" / f"summary-{run.info.run_id}"
+    assert f"the trained model is saved in {folder} (use it with --model {folder})" in err
+    assert f"MLflow run {run.info.run_id} is marked FAILED" in err
+    assert run.info.status == "FAILED" and run.data.tags["genrelib.unlogged_model"] == str(folder.resolve())
+    model = load_model(folder)  # before: the model was lost with the traceback
+    assert model.family == "summary" and model.info["split_tracks"]["test"]
+    track = next(tiny_tree.rglob("*.wav"))
+    assert main(["predict", str(track), "--model", str(folder)]) == 0
