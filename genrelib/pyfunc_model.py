@@ -1,11 +1,11 @@
 """MLflow "models from code" entry point of the audio model: MLflow runs this file to build the pyfunc.
 
 Logging the model from a file instead of a pickled object keeps cloudpickle out of saved models.
-The class itself lives in :mod:`genrelib.tracking`.
+The class itself lives in :mod:`genrelib.serving`.
 """
 
 import mlflow
 
-from genrelib.tracking import GenrePyfunc
+from genrelib.serving import GenrePyfunc
 
 mlflow.models.set_model(GenrePyfunc())

@@ -56,7 +56,7 @@ def test_same_seed_same_metrics(tiny_tree):
     assert a.history == b.history
 
 
-def test_pyfunc_takes_base64_audio_and_paths(tiny_tree):
+def test_pyfunc_takes_base64_audio_and_paths(tiny_tree, monkeypatch):
     import base64
 
     import pandas as pd
@@ -64,7 +64,14 @@ def test_pyfunc_takes_base64_audio_and_paths(tiny_tree):
     res = train(tiny_tree, TrainConfig(family="summary", seed=1), n_jobs=1)
     model = tracking.load_pyfunc(res.model_uri)
     wav = next(tiny_tree.glob("metal/*.wav"))
+    # paths are off unless a folder is allowed, locally as when served (genrelib.serving.Limits)
+    monkeypatch.delenv("GENRELIB_SERVE_PATHS_DIR", raising=False)
+    refused = model.predict(pd.DataFrame({"path": [str(wav)]}))
+    assert refused["error"].iloc[0].startswith(f"{wav}: reading files by path is off")
+    assert refused["genre"].iloc[0] is None
+    monkeypatch.setenv("GENRELIB_SERVE_PATHS_DIR", str(tiny_tree))
     by_path = model.predict(pd.DataFrame({"path": [str(wav)]}))
+    assert by_path["error"].iloc[0] == ""
     b64 = base64.b64encode(wav.read_bytes()).decode()
     by_bytes = model.predict(pd.DataFrame({"audio_base64": [b64]}), params={"top_k": 2, "per_window": True})
     assert by_path["genre"].iloc[0] == by_bytes["genre"].iloc[0]
