@@ -1,4 +1,4 @@
-"""MLflow tracking: the only module that imports mlflow.
+"""MLflow tracking: the adapter to MLflow (with :mod:`genrelib.serving`, the only modules that import mlflow).
 
 One store for everything: SQLite at ``mlruns/mlflow.db`` with artifacts under ``mlruns/artifacts`` (relative to
 the working directory), or whatever ``MLFLOW_TRACKING_URI`` says. The model registry works on that store;
@@ -6,12 +6,13 @@ the working directory), or whatever ``MLFLOW_TRACKING_URI`` says. The model regi
 
 Models are logged twice: in their native flavour (Keras, or scikit-learn in the safe skops format) and as an
 ``mlflow.pyfunc`` model that takes audio (file paths, or base64-encoded bytes in a string column) and returns
-genre probabilities, with feature extraction inside, so that a served model takes raw audio.
+genre probabilities, with feature extraction inside, so that a served model takes raw audio. That model, its
+signature and its request limits live in :mod:`genrelib.serving`; this module imports nothing of the pipeline
+(predict, evaluate, features) at its top.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import io
 import logging
@@ -356,88 +357,6 @@ def requirements(family: str) -> list[str]:
     return _pins(base)
 
 
-def _input_schema():
-    from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
-
-    inputs = Schema([ColSpec("string", "path", required=False), ColSpec("string", "audio_base64", required=False)])
-    params = ParamSchema([ParamSpec("top_k", "long", 3), ParamSpec("per_window", "boolean", False),
-                          ParamSpec("hop_seconds", "double", 0.0)])
-    return inputs, params
-
-
-def pyfunc_signature(genres: list[str]):
-    """Signature of the audio pyfunc: path / audio_base64 in; genre, probabilities and top-k out."""
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import ColSpec, Schema
-
-    inputs, params = _input_schema()
-    outputs = Schema([ColSpec("string", "source"), ColSpec("double", "window_start"), ColSpec("double", "duration"),
-                      ColSpec("string", "genre"), ColSpec("double", "probability"), ColSpec("string", "top_k")]
-                     + [ColSpec("double", f"p_{g}") for g in genres])
-    return ModelSignature(inputs=inputs, outputs=outputs, params=params)
-
-
-class GenrePyfunc(mlflow.pyfunc.PythonModel):
-    """Audio in, genre probabilities out.
-
-    Input: a DataFrame with a ``path`` column (audio file paths) or an ``audio_base64`` column (the bytes of an
-    audio file, base64-encoded). Params: ``top_k`` (3), ``per_window`` (False: one row per song; True: one row
-    per 30 s window as well), ``hop_seconds`` (0: windows do not overlap).
-    Output: one row per song (and window): source, window_start (-1 for the song), duration, genre,
-    probability, top_k (JSON), and ``p_<genre>`` for every genre.
-    """
-
-    def load_context(self, context):
-        from .models.base import GenreModel
-
-        self.model = GenreModel.load(context.artifacts["genre_model"])
-
-    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        from .predict import predict_file, rows_for
-
-        params = params or {}
-        top_k = int(params.get("top_k", 3))
-        per_window = bool(params.get("per_window", False))
-        hop = float(params.get("hop_seconds", 0.0)) or None
-        df = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        rows = []
-        for i, rec in enumerate(df.to_dict("records")):
-            path, b64 = rec.get("path"), rec.get("audio_base64")
-            if isinstance(path, str) and path:
-                pred = predict_file(self.model, path, hop_seconds=hop)
-                source = path
-            elif isinstance(b64, str) and b64:
-                with tempfile.TemporaryDirectory() as tmp:
-                    data = base64.b64decode(b64)
-                    file = Path(tmp) / f"input{_sniff_suffix(data)}"
-                    file.write_bytes(data)
-                    pred = predict_file(self.model, file, hop_seconds=hop)
-                source = f"row {i}"
-            else:
-                raise ModelError(f"row {i}: give an audio file in 'path' or base64 audio bytes in 'audio_base64'")
-            rows += rows_for(pred, self.model.genres, source=source, top_k=top_k, per_window=per_window)
-        return pd.DataFrame(rows)
-
-
-def _sniff_suffix(data: bytes) -> str:
-    """File extension for audio bytes, from their magic numbers (libsndfile needs it for mp3)."""
-    if data[:4] == b"RIFF":
-        return ".wav"
-    if data[:4] == b"fLaC":
-        return ".flac"
-    if data[:4] == b"OggS":
-        return ".ogg"
-    if data[:4] == b".snd":
-        return ".au"
-    if data[:4] == b"FORM":
-        return ".aiff"
-    if data[:3] == b"ID3" or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0):
-        return ".mp3"
-    if data[4:8] == b"ftyp":
-        return ".m4a"  # rejected with a clear message by genrelib.audio
-    return ".bin"
-
-
 def log_genre_model(model, *, register: bool = True, name: str = "model", test_track_accuracy: float | None = None,
                     dataset_name: str | None = None, promote_alias: str = "auto") -> dict:
     """Log a :class:`~genrelib.models.base.GenreModel`: native flavour plus the audio pyfunc; register the pyfunc.
@@ -454,6 +373,8 @@ def log_genre_model(model, *, register: bool = True, name: str = "model", test_t
     """
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Schema, TensorSpec
+
+    from . import serving  # the audio model's interface; serving sits above this module, so not imported at its top
 
     reqs = requirements(model.family)
     native = None
@@ -482,7 +403,7 @@ def log_genre_model(model, *, register: bool = True, name: str = "model", test_t
                 info = mlflow.pyfunc.log_model(
                     name=name, python_model=str(PACKAGE_DIR / "pyfunc_model.py"),
                     artifacts={"genre_model": str(folder)}, code_paths=[str(PACKAGE_DIR)],
-                    signature=pyfunc_signature(model.genres), pip_requirements=reqs,
+                    signature=serving.pyfunc_signature(model.genres), pip_requirements=reqs,
                     registered_model_name=REGISTERED_MODEL if register else None,
                 )
     out = {"model_uri": info.model_uri, "native_uri": None if native is None else native.model_uri}
@@ -622,6 +543,26 @@ def _registry_choices() -> str:
             f"{REGISTERED_MODEL} has no versions")
 
 
+def registered_version(ref: str) -> str | None:
+    """The registry version a model reference names (``genre-classifier@seed-cnn``, ``genre-classifier/3``,
+    ``genre-classifier`` for the latest, ``models:/...``), or None for a reference that is not a registry version
+    (a run, a folder). Aliases move: an ensemble records which version each member was."""
+    uri = resolve_model_uri(ref)
+    if not uri.startswith("models:/"):
+        return None
+    body = uri[len("models:/"):]
+    setup()
+    client = mlflow.MlflowClient()
+    if "@" in body:
+        name, alias = body.split("@", 1)
+        return str(client.get_model_version_by_alias(name, alias).version)
+    name, _, version = body.partition("/")
+    if version == "latest":
+        versions = [int(v.version) for v in client.search_model_versions(f"name = '{name}'")]
+        return str(max(versions)) if versions else None
+    return version if version.isdigit() else None
+
+
 def load_pyfunc(ref: str):
     """Load a logged audio model as an ``mlflow.pyfunc`` model."""
     setup()
@@ -707,3 +648,13 @@ def load_run_dict(run_id: str, path: str) -> dict | None:
     if path not in {a.path for a in mlflow.MlflowClient().list_artifacts(run_id, folder)}:
         return None
     return mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}")
+
+
+def __getattr__(name: str):
+    # Audio models logged before the model class moved to genrelib.serving load with `from genrelib.tracking import
+    # GenrePyfunc`; in a process that has already imported this genrelib, that import lands here.
+    if name == "GenrePyfunc":
+        from .serving import GenrePyfunc
+
+        return GenrePyfunc
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

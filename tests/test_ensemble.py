@@ -98,7 +98,7 @@ def test_members_with_different_test_parts_share_only_the_common_tracks(members,
     assert sorted(rep.track_ids) == common and [sorted(r.track_ids) for r in rep.members] == [common, common]
 
 
-def test_logged_registered_and_used_as_any_model(members, tiny_tree, tmp_path):
+def test_logged_registered_and_used_as_any_model(members, tiny_tree, tmp_path, monkeypatch):
     (_, spath), (_, cpath) = members["summary"], members["seed_cnn"]
     res = make_ensemble([str(spath), str(cpath)], weights=[1, 1], data=tiny_tree, n_jobs=1, out=tmp_path / "ens")
     table = res.table()
@@ -120,5 +120,6 @@ def test_logged_registered_and_used_as_any_model(members, tiny_tree, tmp_path):
         assert isinstance(loaded, EnsembleModel) and loaded.member_names == res.model.member_names
         np.testing.assert_allclose(predict_file(loaded, song).proba, expected)
     # the audio pyfunc (what a served model runs)
+    monkeypatch.setenv("GENRELIB_SERVE_PATHS_DIR", str(tiny_tree))  # paths are off unless a folder is allowed
     answer = tracking.load_pyfunc("genre-classifier@ensemble").predict(pd.DataFrame({"path": [str(song)]}))
     np.testing.assert_allclose([answer[f"p_{g}"][0] for g in res.model.genres], expected, rtol=1e-6)
