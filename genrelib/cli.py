@@ -170,12 +170,28 @@ def _cmd_cv(args: argparse.Namespace, cfg) -> int:
     return 0
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, train
+#: TrainConfig fields set by `train` and `sweep` options of the same name (dashes for underscores).
+_TRAINING_FIELDS = ("learning_rate", "dropout", "l2", "filters", "logreg_c", "time_masks", "freq_masks",
+                    "time_mask_width", "freq_mask_width", "gain_db", "noise_std", "mixup", "aug_copies",
+                    "pitch_shift", "time_stretch", "time_shift", "noise_snr")
 
-    cfg = TrainConfig(family=args.model, epochs=args.epochs, split=args.split, seed=args.seed,
-                      class_weights=args.class_weights, patience=args.patience, batch_size=args.batch_size,
-                      force=args.force)
+
+def _train_config(args: argparse.Namespace):
+    """The TrainConfig of `train` and `sweep` options (options left out keep TrainConfig's defaults)."""
+    from .train import TrainConfig
+
+    chosen = {k: getattr(args, k) for k in _TRAINING_FIELDS if getattr(args, k) is not None}
+    if args.spec_augment:  # the preset; explicit --time-masks / --freq-masks win
+        chosen = {"time_masks": 2, "freq_masks": 2, **chosen}
+    return TrainConfig(family=args.model, epochs=args.epochs, split=args.split, seed=args.seed,
+                       class_weights=args.class_weights, patience=args.patience, batch_size=args.batch_size,
+                       force=args.force, **chosen)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    cfg = _train_config(args)
     if args.cv is not None:
         return _cmd_cv(args, cfg)
     res = train(args.data, cfg, n_jobs=args.jobs, register=not args.no_register, progress=sys.stderr.isatty(),
@@ -209,6 +225,81 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return _skipped_exit(res.extra["skipped"])
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .tune import OBJECTIVE, parse_space, sweep
+
+    space = parse_space(args.param, args.model)  # a bad --param is an error before anything is read
+    cfg = _train_config(args)
+    res = sweep(args.data, cfg, trials=args.trials, space=space, prune=not args.no_prune, n_jobs=args.jobs,
+                register=not args.no_register, progress=sys.stderr.isatty())
+    print(f"sweep {res.run_id}: {args.trials} trials of {args.model} on the validation tracks of {args.data} "
+          f"(split {args.split}, seed {args.seed}); objective: {OBJECTIVE}, lower is better")
+    print(f"searched: {'; '.join(map(str, space.values()))}")
+    table = res.table()
+    cols = ["trial", "state", OBJECTIVE, "valid_track_accuracy", "epochs", *space]
+    print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    for row in res.trials:
+        if row.get("error"):
+            print(f"trial {row['trial']} failed: {row['error']}")
+    best = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in res.best_params.items())
+    print(f"best: {best} ({OBJECTIVE} {res.best_value:.4f})")
+    final = res.result
+    print(f"the best configuration trained again (run {final.run_id}) and tested once on the held-out tracks:")
+    if final.report is None:
+        print("no test tracks: no test metrics")
+    else:
+        _print_metrics(final.report)
+    if final.registered_version:
+        print(f"registered as {REGISTERED}/{final.registered_version} (alias @{args.model.replace('_', '-')}); "
+              f"model URI {final.model_uri}")
+    _print_skipped(final.extra["skipped"])
+    print(f"to train it again: {res.command(args.data)}")
+    return _skipped_exit(final.extra["skipped"])
+
+
+def _add_training_options(t: argparse.ArgumentParser) -> None:
+    """Hyper-parameter and augmentation options shared by `train` and `sweep`."""
+    h = t.add_argument_group("hyper-parameters (default: the family's)")
+    h.add_argument("--learning-rate", type=float, default=None, help="Adam's learning rate (Keras families)")
+    h.add_argument("--dropout", type=float, default=None, help="dropout rate (Keras families; default 0.3)")
+    h.add_argument("--l2", type=float, default=None, help="L2 factor of every weight layer (seed_cnn; default 0.001)")
+    h.add_argument("--filters", type=int, default=None,
+                   help="filters of the first convolution block; later blocks keep the family's ratios (default 32)")
+    h.add_argument("--logreg-c", type=float, default=None,
+                   help="summary, musicnn: only the logistic regression with this C (default: choose the candidate "
+                        "on validation)")
+    a = t.add_argument_group(
+        "augmentation of the training tracks (Keras families; all off by default; validation and test tracks are "
+        "never augmented)")
+    a.add_argument("--spec-augment", action="store_true",
+                   help="SpecAugment masks on the fly: 2 time and 2 frequency masks per segment (as --time-masks 2 "
+                        "--freq-masks 2; those options, given, win)")
+    a.add_argument("--time-masks", type=int, default=None, help="time masks per training segment (on the fly)")
+    a.add_argument("--freq-masks", type=int, default=None,
+                   help="frequency masks (mel bands or MFCC coefficients) per training segment (on the fly)")
+    a.add_argument("--time-mask-width", type=float, default=None,
+                   help="widest time mask, as a share of a segment's frames (default 0.1)")
+    a.add_argument("--freq-mask-width", type=float, default=None,
+                   help="widest frequency mask, as a share of the bands (default 0.1)")
+    a.add_argument("--mixup", type=float, default=None, metavar="ALPHA",
+                   help="mixup: blend training segments and their labels by Beta(ALPHA, ALPHA) (on the fly; 0.2 is "
+                        "common)")
+    a.add_argument("--gain-db", type=float, default=None, help="random gain up to +- this many dB (on the fly)")
+    a.add_argument("--noise-std", type=float, default=None,
+                   help="Gaussian noise of this sd in dB per log-mel value / MFCC coefficient (on the fly)")
+    a.add_argument("--aug-copies", type=int, default=None, metavar="K",
+                   help="K precomputed, cached copies of every training track, each with its own random waveform "
+                        "transforms below (needs at least one of them)")
+    a.add_argument("--pitch-shift", type=float, default=None, metavar="SEMITONES",
+                   help="copies: random pitch shift up to +- this many semitones")
+    a.add_argument("--time-stretch", type=float, default=None, metavar="R",
+                   help="copies: random tempo change, rate in 1 +- R (e.g. 0.1)")
+    a.add_argument("--time-shift", type=float, default=None, metavar="SECONDS",
+                   help="copies: random circular time shift up to +- this many seconds")
+    a.add_argument("--noise-snr", type=float, default=None, metavar="DB",
+                   help="copies: white noise at this signal-to-noise ratio in dB")
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from . import tracking
     from .evaluate import evaluate_folder, log_report
@@ -221,6 +312,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if report.part is not None:
         print(f"found {report.part_found} of the model's {report.part_recorded} {report.part} tracks in {args.data}")
     _print_metrics(report)
+    for name, m, r in zip(getattr(model, "member_names", []), getattr(model, "members", []), report.members):
+        print(f"  member {name} ({m.family}) on the same tracks: track accuracy {r.track.metrics['accuracy']:.3f}")
     if report.wrong:
         print("most confidently wrong tracks:")
         for w in report.wrong[:5]:
@@ -231,6 +324,42 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                                 tags={"genrelib.stage": "evaluate"}) as run:
             log_report(report, prefix="eval")
         print(f"logged as run {run.info.run_id}")
+    return 0
+
+
+def _cmd_ensemble(args: argparse.Namespace) -> int:
+    from .ensemble import make_ensemble
+
+    part = None if args.part == "all" else args.part
+    res = make_ensemble(args.models, weights=args.weights, data=args.data, part=part, log=not args.no_log,
+                        register=not args.no_register, promote="always" if args.promote else "auto", out=args.out,
+                        n_jobs=args.jobs, progress=sys.stderr.isatty())
+    model = res.model
+    w = model.weights / model.weights.sum()
+    print(f"ensemble of {len(model.members)} models, mean log-probability per window and track with weights "
+          + ", ".join(f"{n} ({m.family}) {wk:.3g}" for n, m, wk in zip(model.member_names, model.members, w)))
+    if res.extra["split_note"]:
+        print(res.extra["split_note"])
+    if res.report is not None:
+        rep = res.report
+        where = f"the {part} part of its split" if part else "every track"
+        print(f"evaluated on {where} in {args.data}: {len(rep.track_ids)} tracks, the same for every model"
+              + (f" (found {rep.part_found} of the ensemble's {rep.part_recorded} {part} tracks)" if part else ""))
+        if part and len(rep.track_ids) <= 20:
+            print("  tracks: " + ", ".join(map(str, rep.track_ids)))
+        table = res.table().rename(columns={"row_accuracy": "segment/window accuracy"})
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        name, best = res.best_member
+        print(f"gain over the best member ({name}, {best:.3f}): {res.gain:+.3f} per-track accuracy")
+    else:
+        print("not evaluated (give --data DATA to compare it with its members on the same tracks)")
+    if args.out:
+        print(f"saved to {args.out}")
+    if res.run_id:
+        print(f"logged as run {res.run_id}")
+    if res.registered_version:
+        print(f"registered as {REGISTERED}/{res.registered_version}; model URI {res.model_uri}")
+        print(res.extra["alias_reason"])
     return 0
 
 
@@ -465,7 +594,38 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--force", action="store_true",
                    help="train even on a split that cannot give an honest test result (a genre with no training "
                         "or test tracks, a test part under 10 tracks or 2 per genre: gtzan-ff on partial GTZAN)")
+    _add_training_options(t)
     t.set_defaults(func=_cmd_train)
+
+    from .tune import OBJECTIVE, SEARCHABLE
+
+    sw = sub.add_parser(
+        "sweep", help="search hyper-parameters on the validation tracks (Optuna), then train and test the best once",
+        description="Each trial trains the family on the training tracks and is scored on the validation tracks "
+                    f"({OBJECTIVE}, lower is better); each is a nested MLflow run under one parent run. The best "
+                    "configuration is then trained again, evaluated once on the test tracks and registered.")
+    sw.add_argument("data", help="data folder laid out <root>/<genre>/<file>")
+    sw.add_argument("--model", required=True, choices=["seed_cnn", "mel_cnn", "crnn", "summary", "musicnn"])
+    sw.add_argument("--trials", type=int, required=True, help="number of trials")
+    keras_names = ", ".join(n for n, s in SEARCHABLE.items() if "mel_cnn" in s.families)
+    sw.add_argument("--param", action="append", default=None, metavar="NAME=SPEC",
+                    help="a parameter to search: NAME=v1,v2,... (choices) or NAME=lo:hi (a range; log scale for "
+                         "learning_rate, l2, logreg_c); repeat for several. Names: Keras families "
+                         f"{keras_names}; seed_cnn also l2; summary and musicnn logreg_c. Without --param: the "
+                         "family's default space (learning rate, batch size, dropout, filters, mixup, masks; l2 for "
+                         "seed_cnn; logreg_c for summary and musicnn)")
+    sw.add_argument("--no-prune", action="store_true", help="let every trial run to the end (no median pruner)")
+    sw.add_argument("--epochs", type=int, default=30, help="most epochs per trial (early stopping on validation loss)")
+    sw.add_argument("--split", choices=["random", "gtzan-ff"], default="random")
+    sw.add_argument("--seed", type=int, default=42, help="seeds the split, the sampler and every trial")
+    sw.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs")
+    sw.add_argument("--batch-size", type=int, default=32, help="batch size when not searched")
+    sw.add_argument("--class-weights", action="store_true", help="weight genres inversely to their frequency")
+    sw.add_argument("--jobs", type=int, default=None, help="feature-extraction processes")
+    sw.add_argument("--no-register", action="store_true", help="do not register the best model")
+    sw.add_argument("--force", action="store_true", help="as for train")
+    _add_training_options(sw)
+    sw.set_defaults(func=_cmd_sweep)
 
     e = sub.add_parser("evaluate", help="segment and track metrics of a model on a labelled folder")
     e.add_argument("model", help="model: reference, a folder, runs:/<id>/model, genre-classifier/<version> or @alias")
@@ -476,6 +636,31 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--jobs", type=int, default=None)
     e.add_argument("--no-log", action="store_true", help="do not log the evaluation to MLflow")
     e.set_defaults(func=_cmd_evaluate)
+
+    en = sub.add_parser(
+        "ensemble", help="combine trained models (any families) into one; compare it with its members on the same "
+                         "tracks",
+        description="The ensemble averages its members' log-probabilities per 30 s window and per track, each member "
+                    "on its own features; it is saved, logged and registered like any model (alias @ensemble) and can "
+                    "be used wherever a model can (evaluate, predict, personal-test, serving, notebooks 04 and 05).")
+    en.add_argument("models", nargs="+", metavar="MODEL",
+                    help="two or more models: reference, a folder, runs:/<id>/model, genre-classifier/<version> or "
+                         "@alias")
+    en.add_argument("--weights", nargs="+", type=float, default=None, metavar="W",
+                    help="one non-negative weight per model, in order (default: equal)")
+    en.add_argument("--data", default=None, help="labelled folder: evaluate the members and the ensemble on the same "
+                                                 "tracks of it and print the comparison")
+    en.add_argument("--part", choices=["train", "valid", "test", "all"], default="test",
+                    help="with --data: the part of the split to evaluate on (default test: the tracks in every "
+                         "member's test part and in none's training or validation part); all: every track of DATA")
+    en.add_argument("--out", default=None, help="also save the ensemble's model folder here")
+    en.add_argument("--jobs", type=int, default=None, help="feature-extraction processes")
+    en.add_argument("--no-log", action="store_true", help="do not log to MLflow (nor register)")
+    en.add_argument("--no-register", action="store_true", help="do not register the ensemble")
+    en.add_argument("--promote", action="store_true",
+                    help="move genre-classifier@ensemble to this version even if it scores lower than the holder or "
+                         "was evaluated on other data")
+    en.set_defaults(func=_cmd_ensemble)
 
     r = sub.add_parser("train-reference", help="train the summary model on a GTZAN feature table (fault-filtered)")
     r.add_argument("--table", required=True, help="features_30_sec.csv of the Kaggle GTZAN download")
@@ -510,7 +695,8 @@ def build_parser() -> argparse.ArgumentParser:
     pt.set_defaults(func=_cmd_personal_test)
 
     nb = sub.add_parser("notebook", help="run one notebook headlessly with papermill, logged to MLflow")
-    nb.add_argument("name", choices=["01_eda", "02_features", "03_train", "04_evaluate", "05_personal_test"])
+    nb.add_argument("name", choices=["01_eda", "02_features", "03_train", "04_evaluate", "05_personal_test",
+                                     "06_compare"])
     nb.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"), help="notebook parameter")
     nb.add_argument("--data", default=None, help="data folder (the notebooks' data_dir)")
     nb.add_argument("--personal", default=None, help="folder of personal songs (05's personal_dir)")
@@ -519,7 +705,7 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("--out", default="results/notebooks", help="where executed notebooks are kept")
     nb.set_defaults(func=_cmd_notebook)
 
-    ra = sub.add_parser("run-all", help="run the five notebooks in order under one MLflow parent run")
+    ra = sub.add_parser("run-all", help="run the six notebooks in order under one MLflow parent run")
     ra.add_argument("--data", required=True, help="data folder <genre>/<file>")
     ra.add_argument("--personal", required=True, help="folder of personal songs, optionally <genre>/<song>")
     ra.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"),

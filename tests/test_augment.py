@@ -216,3 +216,24 @@ def test_plot_augmented_examples_shows_originals_beside_their_variants(tiny_tree
     assert images[0].get_ylabel().startswith(tracks[0].track_id)
     assert fig.get_suptitle() == "Augmented training examples"
 
+
+def test_cli_train_with_augmentation_logs_params_figure_and_copies(tiny_tree, capsys):
+    from genrelib.cli import main
+
+    assert main(["train", str(tiny_tree), "--model", "seed_cnn", "--epochs", "1", "--spec-augment", "--mixup", "0.2",
+                 "--pitch-shift", "2", "--time-stretch", "0.1", "--aug-copies", "1", "--jobs", "1",
+                 "--no-register"]) == 0
+    out = capsys.readouterr().out
+    run = mlflow.get_run(out.split("run ", 1)[1].split(":", 1)[0])
+    p = run.data.params
+    assert (p["train.time_masks"], p["train.freq_masks"], p["train.mixup"], p["train.aug_copies"],
+            p["train.pitch_shift"], p["train.time_stretch"], p["train.gain_db"]) == ("2", "2", "0.2", "1", "2.0",
+                                                                                   "0.1", "0.0")
+    client = mlflow.MlflowClient()
+    assert "figures/augmented_examples.png" in {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
+    assert "reports/augment_copies.csv" in {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
+    assert run.data.metrics["train_rows_augmented"] > 0
+    # augmentation of a family it does not apply to: one clear error, exit 2
+    assert main(["train", str(tiny_tree), "--model", "summary", "--mixup", "0.2", "--no-register"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("genrelib: error: augmentation applies to the Keras families") and err.count("\n") == 1

@@ -61,6 +61,35 @@ def test_bad_spaces():
     tune.check_space(parse_space(["pitch_shift=0:2"], "seed_cnn"), TrainConfig(aug_copies=1, time_stretch=0.1))
 
 
+def test_cli_bad_param_is_one_clear_error_before_any_work(tmp_path, capsys):
+    from genrelib.cli import main
+
+    # the data folder does not even exist: the --param check comes first
+    assert main(["sweep", str(tmp_path / "nowhere"), "--model", "seed_cnn", "--trials", "2",
+                 "--param", "batch_size=big"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("genrelib: error: --param 'batch_size=big': batch_size takes "
+                                                   "whole numbers (int), got 'big'; seed_cnn accepts learning_rate")
+    assert main(["sweep", str(tmp_path), "--model", "summary", "--trials", "2", "--param", "dropout=0.1:0.3"]) == 2
+    assert "dropout does not apply to summary" in capsys.readouterr().err
+
+
+def test_cli_sweep_prints_the_trials_the_test_result_and_the_command_to_train_the_best(tiny_tree, capsys):
+    from genrelib.cli import main
+
+    assert main(["sweep", str(tiny_tree), "--model", "seed_cnn", "--trials", "2", "--epochs", "1", "--jobs", "1",
+                 "--param", "learning_rate=1e-4:1e-3", "--spec-augment", "--no-register"]) == 0
+    out = capsys.readouterr().out
+    assert "searched: learning_rate=0.0001:0.001 (log)" in out
+    assert "the best configuration trained again (run " in out and "track " in out
+    command = out.split("to train it again: ", 1)[1].strip()
+    assert command.startswith(f"genrelib train {tiny_tree} --model seed_cnn --epochs 1 --learning-rate ")
+    assert command.endswith("--time-masks 2 --freq-masks 2")  # the options not searched travel too
+    runs = mlflow.search_runs(filter_string="tags.`genrelib.stage` = 'sweep-trial'", search_all_experiments=True,
+                              output_format="list")
+    assert len(runs) == 2 and all(r.data.params["train.time_masks"] == "2" for r in runs)
+
+
 def test_sweep_nests_every_trial_and_retrains_the_best_once(tiny_tree):
     cfg = TrainConfig(family="seed_cnn", epochs=2, seed=3)
     res = sweep(tiny_tree, cfg, trials=3, space=["learning_rate=1e-4:3e-3", "dropout=0.1,0.4"], n_jobs=1)
@@ -123,6 +152,7 @@ def test_failed_and_pruned_trials_are_recorded_and_the_search_goes_on(tiny_tree,
     assert runs["1"].info.status == "FAILED" and runs["1"].data.tags["genrelib.trial_state"] == "failed"
     assert "boom in trial 1" in runs["1"].data.tags["genrelib.error"]
     assert runs["2"].data.tags["genrelib.trial_state"] == "pruned" and runs["2"].info.status == "FINISHED"
+    assert res.trials[2]["epochs"] == 1  # pruned at its first report
     assert OBJECTIVE not in runs["2"].data.metrics
     parent = mlflow.get_run(res.run_id)
     assert parent.info.status == "FINISHED"
