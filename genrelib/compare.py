@@ -203,10 +203,10 @@ def plot_confusions(board, *, n: int = 2, uri: str | None = None):
                              squeeze=False)
     for ax, (r, report) in zip(axes[0], found):
         stage = "" if r.stage == r.family else f" ({r.stage})"
-        config = r.configuration if len(r.configuration) <= 60 else r.configuration[:57] + "..."
+        config = r.configuration if len(r.configuration) <= 48 else r.configuration[:45] + "..."
         plot_confusion_matrix(report["track"]["confusion"], report["genres"], ax=ax,
-                              title=f"#{r['rank']} {r.family}{stage}: track accuracy {r.test_track_accuracy:.2f}\n"
-                                    f"{config} (run {r.run_id[:8]})")
+                              title=f"#{r['rank']} {r.family}{stage}, run {r.run_id[:8]}: track accuracy "
+                                    f"{r.test_track_accuracy:.2f}\n{config}")
     if not found:
         axes[0][0].text(0.5, 0.5, "no run with a test report", ha="center", va="center")
         axes[0][0].set_axis_off()

@@ -85,7 +85,7 @@ def test_figures_and_logging(runs, tiny_tree):
     assert [round(p.get_height(), 2) for p in ax.patches] == [0.8, 0.75, 0.6]
     conf = compare.plot_confusions(board, n=2)
     titles = [a.get_title() for a in conf.axes if a.get_title()]
-    assert len(titles) == 2 and titles[0].startswith("#2 ensemble") and titles[1].startswith("#3 summary")
+    assert len(titles) == 2 and titles[0].startswith("#2 ensemble, run") and titles[1].startswith("#3 summary (train)")
     with tracking.start_run("06") as run:
         logged = compare.log_comparison(board, {"figures/leaderboard.png": fig, "figures/confusions.png": conf})
     assert list(logged["artifact"]) == ["reports/leaderboard.csv", "figures/leaderboard.png", "figures/confusions.png"]
