@@ -38,6 +38,15 @@ def _name(ref, k: int) -> str:
     return str(ref)
 
 
+def _version(ref) -> str | None:
+    """The registry version of a member given by a registry reference (aliases move; the record must not)."""
+    if not isinstance(ref, str | Path) or str(ref) == "reference" or Path(str(ref)).expanduser().exists():
+        return None
+    from . import tracking
+
+    return tracking.registered_version(str(ref))
+
+
 def common_split(members: list, names: list[str]) -> dict:
     """The ensemble's split: ``{"train": [...], "valid": [...], "test": [...]}`` or ``{}`` when a member records
     none (then the ensemble cannot be evaluated on a part, only on a folder of unseen tracks).
@@ -93,10 +102,10 @@ def build(models: list | str, weights: list[float] | str | None = None) -> Ensem
     w = check_weights(weights, len(models))  # before loading anything
     names = [_name(ref, k) for k, ref in enumerate(models)]
     members = [load_model(ref) for ref in models]
-    records = [{"name": n, "family": m.family, "weight": float(wk), "data_root": m.info.get("data_root"),
-                "manifest_hash": m.info.get("manifest_hash"), "split": m.info.get("split"),
-                "test_tracks": None}
-               for n, m, wk in zip(names, members, w)]
+    records = [{"name": n, "family": m.family, "weight": float(wk), "version": _version(ref),
+                "data_root": m.info.get("data_root"), "manifest_hash": m.info.get("manifest_hash"),
+                "split": m.info.get("split"), "test_tracks": None}
+               for n, m, wk, ref in zip(names, members, w, models)]
     model = EnsembleModel(members=members, weights=w, genres=list(members[0].genres), info={"members": records})
     split = common_split(members, names)
     if split:
@@ -220,7 +229,8 @@ def make_ensemble(models: list | str, *, weights: list[float] | str | None = Non
     prefix = "test" if part == "test" else "eval"
     params = {"ensemble.members": " ".join(model.member_names),
               "ensemble.families": ",".join(m.family for m in model.members),
-              "ensemble.weights": ",".join(f"{v:g}" for v in model.weights), "part": str(part)}
+              "ensemble.weights": ",".join(f"{v:g}" for v in model.weights),
+              "ensemble.versions": ",".join(r["version"] or "" for r in model.info["members"]), "part": str(part)}
     if ds is not None:
         params |= {"data.root": str(ds.root), "data.tracks": len(ds.tracks), "data.manifest_hash": ds.manifest_hash()}
     with tracking.start_run(run_name or "ensemble", parent_run_id=parent_run_id, params=params, uri=tracking_uri,

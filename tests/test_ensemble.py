@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from genrelib import tracking
-from genrelib.ensemble import build, make_ensemble
+from genrelib.cli import main
+from genrelib.ensemble import build, make_ensemble, split_note
 from genrelib.errors import ModelError
 from genrelib.evaluate import evaluate_folder
 from genrelib.models.ensemble import EnsembleModel
@@ -94,6 +95,11 @@ def test_members_with_different_test_parts_share_only_the_common_tracks(members,
     ens = build([summary, dataclasses.replace(summary, info=info)])
     common = sorted(set(summary.info["split_tracks"]["test"]) - {moved})
     assert ens.info["split_tracks"]["test"] == common
+    n = len(common) + 1
+    assert split_note(ens) == (f"the members' test parts differ (model 1 (summary) {n}, model 2 (summary) {n - 1} "
+                               f"tracks): {n - 1} are in every member's test part and in no member's training or "
+                               "validation part; only those are the ensemble's test tracks")
+    assert split_note(build([summary, summary])) is None
     rep = evaluate_folder(ens, tiny_tree, part="test", n_jobs=1)
     assert sorted(rep.track_ids) == common and [sorted(r.track_ids) for r in rep.members] == [common, common]
 
@@ -113,13 +119,31 @@ def test_logged_registered_and_used_as_any_model(members, tiny_tree, tmp_path, m
     assert {"reports/ensemble_members.csv", "reports/test_report.json"} <= arts
     version = mlflow.MlflowClient().get_model_version_by_alias("genre-classifier", "ensemble")
     assert str(version.version) == res.registered_version and version.tags["family"] == "ensemble"
+    # members given by a registry reference are recorded with the version it named (aliases move); folders have none
+    assert [r["version"] for r in res.model.info["members"]] == [None, None]
+    assert tracking.registered_version("genre-classifier@ensemble") == res.registered_version
+    assert tracking.registered_version("genre-classifier") == res.registered_version  # the latest
+    assert tracking.registered_version(f"runs:/{res.run_id}/model") is None
     song = next(tiny_tree.glob("reggae/*.wav"))
     expected = predict_file(res.model, song).proba
     for ref in ("genre-classifier@ensemble", tmp_path / "ens"):  # the registry, the saved folder
         loaded = load_model(ref)
         assert isinstance(loaded, EnsembleModel) and loaded.member_names == res.model.member_names
         np.testing.assert_allclose(predict_file(loaded, song).proba, expected)
-    # the audio pyfunc (what a served model runs)
-    monkeypatch.setenv("GENRELIB_SERVE_PATHS_DIR", str(tiny_tree))  # paths are off unless a folder is allowed
+    # the audio pyfunc (what a served model runs), reading files by path under the folder it is allowed
+    monkeypatch.setenv("GENRELIB_SERVE_PATHS_DIR", str(tiny_tree))
     answer = tracking.load_pyfunc("genre-classifier@ensemble").predict(pd.DataFrame({"path": [str(song)]}))
     np.testing.assert_allclose([answer[f"p_{g}"][0] for g in res.model.genres], expected, rtol=1e-6)
+
+
+def test_ensemble_command(members, tiny_tree, capsys):
+    (_, spath), (_, cpath) = members["summary"], members["seed_cnn"]
+    assert main(["ensemble", str(spath), str(cpath), "--weights", "1", "3", "--data", str(tiny_tree),
+                 "--jobs", "1", "--no-log"]) == 0
+    out = capsys.readouterr().out
+    assert "summary" in out and "seed_cnn" in out and "track_accuracy" in out
+    assert "gain over the best member" in out and "the same for every model" in out
+    assert main(["ensemble", str(spath), str(cpath), "--weights", "1", "--no-log"]) == 2
+    assert "1 weights for 2 models" in capsys.readouterr().err
+    assert main(["ensemble", str(spath), str(cpath), "--weights", "1", "-2", "--no-log"]) == 2
+    assert "non-negative" in capsys.readouterr().err
