@@ -27,7 +27,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export TF_CPP_MIN_LOG_LEVEL := 3
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: help env test run-all demo bench clean eda features train evaluate personal lab ui
+.PHONY: help env test run-all demo bench clean eda features train evaluate personal compare lab ui
 
 help: ## show this help
 	@echo "genrelib - make targets:"
@@ -50,7 +50,7 @@ demo: $(STAMP) ## generate the synthetic demo music (data/demo/genres and data/d
 	$(GL) demo-data $(DEMO_DIR)/genres --per-genre $(PER_GENRE)
 	$(GL) demo-data $(DEMO_DIR)/personal --personal 6
 
-run-all: $(STAMP) ## the main job: the five notebooks by papermill under one MLflow run (DATA=... for your data)
+run-all: $(STAMP) ## the main job: the six notebooks by papermill under one MLflow run (DATA=... for your data)
 	@if [ -z "$(DATA)" ]; then $(GL) demo-data $(DEMO_DIR)/genres --per-genre $(PER_GENRE); fi
 	@if [ -z "$(PERSONAL)" ]; then $(GL) demo-data $(DEMO_DIR)/personal --personal 6; fi
 	$(GL) run-all --data $(DATA_DIR) --personal $(PERSONAL_DIR) $(PARAMS)
@@ -65,6 +65,8 @@ evaluate: $(STAMP) ## run notebooks/04_evaluate
 	$(GL) notebook 04_evaluate --data $(DATA_DIR) $(PARAMS)
 personal: $(STAMP) ## run notebooks/05_personal_test (PERSONAL=folder of your songs)
 	$(GL) notebook 05_personal_test --personal $(PERSONAL_DIR) $(PARAMS)
+compare: $(STAMP) ## run notebooks/06_compare: leaderboard, family chart and best confusion matrices of DATA's runs
+	$(GL) notebook 06_compare --data $(DATA_DIR) $(PARAMS)
 
 lab: $(STAMP) ## start JupyterLab on notebooks/ with the project's kernel (named genrelib)
 	$(VENV)/bin/jupyter lab --notebook-dir notebooks --ip 127.0.0.1 $$([ "$$(id -u)" = 0 ] && echo --allow-root)

@@ -1,4 +1,4 @@
-"""Running the five notebooks headlessly with papermill, as children of one MLflow parent run.
+"""Running the six notebooks headlessly with papermill, as children of one MLflow parent run.
 
 Each notebook gets its parameters (data folder, tracking URI, parent run id, and the user's overrides where the
 notebook has such a parameter), is executed with the project's kernel, kept under ``results/notebooks`` (ipynb
@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 SUMMARY_METRICS = ("test_track_accuracy", "test_segment_accuracy", "test_track_f1_macro", "eval_track_accuracy",
                    "eval_segment_accuracy", "personal_song_accuracy", "personal_window_accuracy")
 
-NOTEBOOKS = ("01_eda", "02_features", "03_train", "04_evaluate", "05_personal_test")
+NOTEBOOKS = ("01_eda", "02_features", "03_train", "04_evaluate", "05_personal_test", "06_compare")
 
 
 class NotebookError(GenrelibError):
@@ -178,7 +178,7 @@ def run_notebook(name: str, *, parameters: dict | None = None, notebooks_dir: st
         One of :data:`NOTEBOOKS` (or any notebook name in ``notebooks_dir``).
     parameters : dict
         Overrides; those the notebook does not declare are ignored (and logged), so one set of overrides can
-        serve all five notebooks (:func:`check_parameters` refuses names that no notebook declares). Those it
+        serve all the notebooks (:func:`check_parameters` refuses names that no notebook declares). Those it
         declares are converted to, and checked against, their declared types.
 
     Raises

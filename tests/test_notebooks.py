@@ -1,4 +1,4 @@
-"""The five notebooks: committed clean and parameterized; run end to end by papermill on tiny data."""
+"""The six notebooks: committed clean and parameterized; run end to end by papermill on tiny data."""
 
 import json
 from pathlib import Path
@@ -22,6 +22,9 @@ def test_committed_notebooks_are_clean_and_parameterized(name):
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "strip outputs"
     params = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(params) == 1
+    # papermill reads every line (a comment like `("" = none)` made it skip the parameter, silently)
+    assigned = [line.split(":")[0] for line in "".join(params[0]["source"]).splitlines() if line.strip()]
+    assert list(pm.inspect_notebook(str(NB_DIR / f"{name}.ipynb"))) == assigned
     assert nb["cells"][0]["cell_type"] == "markdown"
     for c in code:
         src = "".join(c["source"])
@@ -99,19 +102,26 @@ def test_make_run_all_pipeline_on_tiny_data(tmp_path, capfd):
     assert {"figures/class_distribution.png", "figures/mel_spectrogram.png", "figures/mfcc.png"} <= eda
     pers = client.get_run(runs[4].run_id)
     assert "personal_song_accuracy" in pers.data.metrics and "personal_window_accuracy" in pers.data.metrics
+    # 06 compares the data set's runs: here the one 03 trained
+    compared = client.get_run(runs[5].run_id)
+    assert {a.path for a in client.list_artifacts(runs[5].run_id, "figures")} == {"figures/leaderboard.png",
+                                                                                  "figures/confusions.png"}
+    assert "reports/leaderboard.csv" in {a.path for a in client.list_artifacts(runs[5].run_id, "reports")}
+    assert compared.data.metrics["runs_compared"] == 1 and compared.data.tags["genrelib.best_run_id"] == runs[2].run_id
+    assert compared.data.metrics["best_test_track_accuracy"] == train_run.data.metrics["test_track_accuracy"]
 
 
 def test_run_all_with_the_musicnn_family(tmp_path, tiny_tree):
     """-p family musicnn: 02 extracts musicnn features, 03 trains the musicnn family, 04 and 05 use its model.
-    (01 does not depend on the family and is left out to keep the suite short.)"""
+    (01 and 06 do not depend on the family and are left out to keep the suite short.)"""
     personal = tmp_path / "personal"
     demo.make_personal(personal, n=1, seed=4, min_seconds=32, max_seconds=34, genres=("metal",), n_jobs=1)
-    parent, runs = run_all(data_dir=tiny_tree, personal_dir=personal, notebooks=NOTEBOOKS[1:],
+    parent, runs = run_all(data_dir=tiny_tree, personal_dir=personal, notebooks=NOTEBOOKS[1:5],
                            parameters={"n_jobs": 1, "family": "musicnn", "map_method": "tsne"},
                            notebooks_dir=NB_DIR, out_dir=tmp_path / "out")
     client = mlflow.MlflowClient()
     assert client.get_run(parent).info.status == "FINISHED"
-    assert [r.name for r in runs] == list(NOTEBOOKS[1:])
+    assert [r.name for r in runs] == list(NOTEBOOKS[1:5])
     for r in runs:
         nb = nbformat.read(r.output, as_version=4)
         assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
