@@ -86,6 +86,10 @@ def _cmd_features(args: argparse.Namespace) -> int:
         raise GenrelibError("--map-method needs --map FILE.png (where to write the map)")
     # as notebook 02: the family's kind, unless a kind is given explicitly (default family seed_cnn: mfcc)
     cfg = feature_config_for(args.family or "seed_cnn", kind=args.kind or "", n_mfcc=args.n_mfcc, n_mels=args.n_mels)
+    if args.store or args.shard_size is not None:
+        return _features_store(args, cfg)
+    if args.out is None:
+        raise GenrelibError("give --out FILE (.npz, or .csv for summary and musicnn) or --store DIR (a sharded store)")
     out = Path(args.out)
     # what can be known before the work is done is refused before it
     _check_writable(out, "--out", "features.csv" if cfg.per_window else "features.npz")
@@ -93,7 +97,7 @@ def _cmd_features(args: argparse.Namespace) -> int:
         _check_writable(Path(args.map), "--map", "map.png")
     ds = scan(args.root)
     fs = extract(ds, cfg, n_jobs=args.jobs, cache_dir=args.cache_dir, use_cache=not args.no_cache,
-                 progress=sys.stderr.isatty())
+                 progress=sys.stderr.isatty(), scheduler=args.scheduler)
     if fs.cache_error:
         print(f"genrelib: warning: {fs.cache_error}", file=sys.stderr)
     try:
@@ -123,6 +127,32 @@ def _cmd_features(args: argparse.Namespace) -> int:
         print(f"map of the features, one point per track ({args.map_method or 'pca'}) -> {map_path}")
     _print_skipped(fs.skipped)
     return _skipped_exit(fs.skipped)
+
+
+def _features_store(args: argparse.Namespace, cfg) -> int:
+    """``features --store DIR``: extract into (or resume) a sharded store; ``--out`` also writes the whole set."""
+    from .dataset import scan
+    from .store import extract_to_store
+
+    if not args.store:
+        raise GenrelibError("--shard-size needs --store DIR (where the shards go)")
+    if args.map is not None:
+        raise GenrelibError("--map reads every feature into memory; leave it out with --store (or use --out)")
+    if args.out is not None:
+        _check_writable(Path(args.out), "--out", "features.csv" if cfg.per_window else "features.npz")
+    ds = scan(args.root)
+    sfs = extract_to_store(ds, cfg, args.store, shard_size=args.shard_size, n_jobs=args.jobs,
+                           scheduler=args.scheduler, progress=sys.stderr.isatty())
+    for problem in sfs.repaired:
+        print(f"genrelib: warning: recomputed shard {problem}", file=sys.stderr)
+    print(f"{cfg.kind} features of {len(sfs.tracks)} tracks: {len(sfs)} rows of {tuple(cfg.row_shape)} float32 in "
+          f"{sfs.manifest['n_shards']} shards -> {sfs.path}")
+    if args.out is not None:
+        fs = sfs.load()
+        fs.save_table(args.out) if cfg.per_window else fs.save(args.out)
+        print(f"X {fs.X.shape} float32 -> {args.out}")
+    _print_skipped(sfs.skipped)
+    return _skipped_exit(sfs.skipped)
 
 
 def _check_writable(path: Path, option: str, example: str) -> None:
@@ -559,13 +589,24 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--family", choices=["seed_cnn", "mel_cnn", "crnn", "summary", "musicnn"], default=None,
                    help="extract the kind this model family trains on (seed_cnn: mfcc; mel_cnn, crnn: mel; "
                         "summary; musicnn), the features `genrelib train --model FAMILY` uses")
-    f.add_argument("--out", required=True, help="output file: .csv for summary and musicnn, else .npz")
+    f.add_argument("--out", default=None,
+                   help="output file: .csv for summary and musicnn, else .npz (needed unless --store is given)")
     f.add_argument("--n-mfcc", type=int, default=16, help="MFCCs per frame (mfcc kind; default 16)")
     f.add_argument("--n-mels", type=int, default=128, help="mel bands (mel kind; default 128)")
     f.add_argument("--jobs", type=int, default=None, help="worker processes (default: all CPUs)")
     f.add_argument("--cache-dir", default=None, help="feature cache folder (default $GENRELIB_CACHE or "
                                                      "~/.cache/genrelib)")
     f.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    f.add_argument("--store", default=None, metavar="DIR",
+                   help="write the features as a sharded Parquet store under DIR (DIR/<kind>-<key>, the cache's "
+                        "key), shard by shard as they are computed; a rerun keeps finished, verified shards and "
+                        "computes the rest (docs/scaling.md). For data that does not fit in memory")
+    f.add_argument("--shard-size", type=int, default=None, metavar="N",
+                   help="tracks per shard of --store (default 64; a store keeps the size it was started with)")
+    f.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="extract on a Dask cluster: tcp://HOST:8786 (a running `dask scheduler`; workers need "
+                        "genrelib, the audio and the store folder at the same paths), or local:N (N worker "
+                        "processes here). Default: local processes")
     f.add_argument("--map", default=None, metavar="FILE.png",
                    help="also draw a 2-D map of the features, one point per track, coloured by genre")
     f.add_argument("--map-method", choices=["pca", "tsne"], default=None,

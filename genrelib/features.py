@@ -728,6 +728,7 @@ def extract(
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
     progress: bool = True,
+    scheduler: str | None = None,
 ) -> FeatureSet:
     """Compute (or read from the cache) the features of every track of ``dataset``.
 
@@ -750,6 +751,10 @@ def extract(
         Read and write the cache.
     progress : bool
         Show a tqdm progress bar.
+    scheduler : str, optional
+        A Dask scheduler address (or ``local:N``): on a cache miss the features are computed on that cluster,
+        through a sharded store under the cache folder (:func:`genrelib.store.extract_to_store`), then read back
+        and cached as usual. The result equals the local one; None (the default): local processes.
 
     Returns
     -------
@@ -774,6 +779,12 @@ def extract(
         ids = {t.track_id for t in dataset.tracks}
         fs.skipped = list(dataset.skipped) + [tuple(s) for s in fs.skipped if s[0] in ids]
         return fs
+    if scheduler:
+        from .store import extract_to_store
+
+        fs = extract_to_store(dataset, config, Path(cache_dir or default_cache_dir()) / "store", scheduler=scheduler,
+                              progress=progress).load()
+        return _cache(fs, path) if use_cache else fs
     n_jobs = n_jobs or os.cpu_count() or 1
     if config.kind == "musicnn":
         # One network in this process runs on every core; each worker process would load TensorFlow and the
@@ -822,15 +833,18 @@ def extract(
         config=config,
         skipped=skipped,
     )
-    if use_cache:
-        try:
-            fs.save(path)
-            logger.info("cached features in %s", path)
-        except FeatureError as exc:
-            # The features are computed and returned all the same; only the next run pays for them again.
-            fs.cache_error = (f"the feature cache was not written ({exc}); the next run extracts these features "
-                              "again. Give another cache folder (--cache-dir or $GENRELIB_CACHE), or --no-cache")
-            logger.warning("%s", fs.cache_error)
+    return _cache(fs, path) if use_cache else fs
+
+
+def _cache(fs: FeatureSet, path: Path) -> FeatureSet:
+    try:
+        fs.save(path)
+        logger.info("cached features in %s", path)
+    except FeatureError as exc:
+        # The features are computed and returned all the same; only the next run pays for them again.
+        fs.cache_error = (f"the feature cache was not written ({exc}); the next run extracts these features "
+                          "again. Give another cache folder (--cache-dir or $GENRELIB_CACHE), or --no-cache")
+        logger.warning("%s", fs.cache_error)
     return fs
 
 
