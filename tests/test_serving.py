@@ -138,6 +138,46 @@ def test_served_model_classifies_base64_audio(served, tiny_tree):
     assert song["error"] == ""
 
 
+def _readme_request_commands() -> str:
+    """The README's commands that write payload.json from my_song.mp3 and post it with curl (its serving block,
+    after the ``mlflow models serve`` command), so the test runs what a reader copies."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```bash\n(.*?)```", readme, flags=re.S) if "-d @payload.json" in b]
+    assert len(blocks) == 1, "the README should have one bash block posting payload.json"
+    lines = blocks[0].splitlines()
+    serve = next(i for i, line in enumerate(lines) if "mlflow models serve" in line)
+    commands = "\n".join(lines[serve + 1:])
+    assert "my_song.mp3" in commands and "127.0.0.1:5001" in commands, commands
+    return commands
+
+
+def test_readme_curl_posts_a_song_over_the_argument_limit(served, tmp_path):
+    # issue 10 item 6: the README put the base64 text in one curl argument, which Linux caps at 128 KiB
+    # (MAX_ARG_STRLEN, "Argument list too long" on a 461 KB mp3); the documented form writes payload.json
+    if shutil.which("curl") is None or shutil.which("base64") is None:
+        pytest.skip("curl and base64 (coreutils) are needed to run the README's commands")
+    import soundfile as sf
+
+    from genrelib import demo
+
+    port, _, _ = served
+    song = tmp_path / "my_song.mp3"
+    sf.write(song, demo.render("metal", 25.0, seed=11), 22050, format="MP3")
+    commands = _readme_request_commands().replace("127.0.0.1:5001", f"127.0.0.1:{port}")
+    out = subprocess.run(["bash", "-e", "-c", commands], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    payload = (tmp_path / "payload.json").read_bytes()
+    assert len(payload) > 128 * 1024  # over the one-argument cap: the old form failed on this song
+    assert json.loads(payload)["dataframe_split"]["data"] == [[_b64(song)]]
+    rows = json.loads(out.stdout)["predictions"]
+    assert [r["window_start"] for r in rows] == [-1, 0]  # the song, then its one window (per_window)
+    song_row = rows[0]
+    assert song_row["error"] == ""
+    assert song_row["genre"] == "metal"  # the tiny model's metal, on demo metal it has not heard (seeded)
+    assert song_row["duration"] == pytest.approx(25.0, abs=0.1)
+    assert len(json.loads(song_row["top_k"])) == 3
+
+
 # ------------------------------------------------------------------------------------------- issue 12 probes
 
 
