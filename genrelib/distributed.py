@@ -36,20 +36,21 @@ logger = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 5
 
 
-def connect(address: str, *, timeout: float = CONNECT_TIMEOUT):
+def connect(address: str, *, timeout: float | None = None):
     """A ``distributed.Client`` on ``address`` (or a new LocalCluster for ``local`` / ``local:N``).
 
     Raises
     ------
     FeatureError
-        When dask.distributed is not installed, or nothing answers at ``address`` within ``timeout`` seconds:
-        names the address and the fix.
+        When dask.distributed is not installed, or nothing answers at ``address`` within ``timeout`` seconds
+        (default :data:`CONNECT_TIMEOUT`): names the address and the fix.
     """
     try:
         from distributed import Client, LocalCluster
     except ImportError as exc:
         raise FeatureError("--scheduler needs dask.distributed: pip install 'dask[distributed]' (or "
                            "pip install -e '.[scale]')") from exc
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
     address = str(address).strip()
     if address == "local" or address.startswith("local:"):
         n = address.partition(":")[2] or "2"

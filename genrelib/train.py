@@ -387,6 +387,7 @@ def train(
     progress: bool = False,
     tracking_uri: str | None = None,
     tags: dict | None = None,
+    scheduler: str | None = None,
 ) -> TrainResult:
     """The training job on a data folder: features, split, fit, test evaluation, MLflow logging, registry.
 
@@ -411,6 +412,8 @@ def train(
         MLflow store (default: see :func:`genrelib.tracking.tracking_uri`).
     tags : dict, optional
         Extra run tags.
+    scheduler : str, optional
+        A Dask scheduler address: extract the features on that cluster (:func:`genrelib.features.extract`).
 
     Returns
     -------
@@ -429,7 +432,7 @@ def train(
     left_out = [t.track_id for t in ds.tracks if t.track_id not in split]
     if left_out:
         logger.info("%s split: %d tracks are in no part and are left out", config.split, len(left_out))
-    fs = extract(ds, fcfg, n_jobs=n_jobs, progress=progress)
+    fs = extract(ds, fcfg, n_jobs=n_jobs, progress=progress, scheduler=scheduler)
     have = set(fs.track_ids.tolist())  # tracks that could not be decoded have no rows and drop out of every part
     problems = check_split({t: p for t, p in split.items() if t in have}, ds, config)
     if problems:

@@ -1,0 +1,120 @@
+"""Extraction on a real Dask LocalCluster (2 worker processes): equal to local extraction, no track lost when a
+worker dies mid-run, bad files reported as locally, clear errors for an unreachable scheduler or worker."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genrelib import dataset, features, store
+from genrelib.errors import FeatureError
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    c = distributed.Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+@pytest.fixture
+def broken_tree(tiny_tree, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_tree, root)
+    data = (root / "metal" / "metal.00000.wav").read_bytes()
+    (root / "metal" / "metal.00099.wav").write_bytes(data[: len(data) // 3])  # passes the scan, fails to decode
+    return root
+
+
+def test_cluster_features_equal_local_and_bad_files_reported_alike(client, broken_tree, tmp_path):
+    ds = dataset.scan(broken_tree)
+    cfg = features.FeatureConfig()
+    ref = features.extract(ds, cfg, n_jobs=1, use_cache=False, progress=False)
+    sfs = store.extract_to_store(ds, cfg, tmp_path / "store", shard_size=2, scheduler=client, progress=False)
+    got = sfs.load()
+    np.testing.assert_array_equal(got.X, ref.X)
+    for name in ("track_ids", "window", "segment", "row_genres"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(ref, name))
+    assert sorted(got.skipped) == sorted(ref.skipped)  # the same files, the same messages
+    assert any(t == "metal/metal.00099.wav" and "truncated" in why for t, why in got.skipped)
+    assert len(sfs.manifest["shards"]) == 7  # 13 tracks, 2 per shard
+
+
+def test_a_worker_killed_mid_run_loses_no_track(client, tiny_tree, tmp_path):
+    marker = tmp_path / "killed"
+
+    class KillOnce(distributed.WorkerPlugin):
+        """Kills the worker process the first time any worker starts computing a shard."""
+
+        def __init__(self, marker: str) -> None:
+            self.marker = marker
+
+        def transition(self, key, start, finish, **kwargs):
+            if finish == "executing" and "genrelib-shard" in str(key):
+                try:
+                    fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                except FileExistsError:
+                    return
+                os.write(fd, str(os.getpid()).encode())
+                os.close(fd)
+                os._exit(1)  # the worker dies with the task in hand
+
+    client.register_plugin(KillOnce(str(marker)), name="kill-once")
+    try:
+        ds = dataset.scan(tiny_tree)
+        cfg = features.FeatureConfig()
+        sfs = store.extract_to_store(ds, cfg, tmp_path / "store", shard_size=3, scheduler=client, progress=False)
+    finally:
+        client.unregister_worker_plugin("kill-once")
+    assert marker.exists()  # a worker really died mid-run
+    ref = features.extract(ds, cfg, n_jobs=1, use_cache=False, progress=False)
+    assert sfs.tracks == ref.tracks and not sfs.skipped
+    np.testing.assert_array_equal(sfs.load().X, ref.X)
+    client.wait_for_workers(2, timeout=30)  # the nanny restarted it
+
+
+def test_worker_that_cannot_read_the_audio_is_one_clear_error(client, tmp_path):
+    from genrelib.distributed import check_workers
+
+    with pytest.raises(FeatureError, match=r"cannot read the audio file /no/such/dir/a\.wav.*same path"):
+        check_workers(client, Path("/no/such/dir/a.wav"), tmp_path / "store")
+
+
+def test_unreachable_scheduler_is_one_clear_error(tiny_tree, tmp_path, capsys, monkeypatch):
+    from genrelib import distributed as gd
+    from genrelib.cli import main
+
+    monkeypatch.setattr(gd, "CONNECT_TIMEOUT", 1)  # 5 s by default
+
+    with socket.socket() as s:  # a free port: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    code = main(["features", str(tiny_tree), "--kind", "mfcc", "--out", str(tmp_path / "f.npz"), "--no-cache",
+                 "--scheduler", address])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"cannot reach a Dask scheduler at {address} within 1 s" in err and "leave out --scheduler" in err
+    assert err.count("\n") == 1  # one line, no traceback
+
+
+def test_train_extracts_on_the_cluster(client, tiny_tree, tmp_path):
+    from genrelib.train import TrainConfig, train
+
+    cfg = TrainConfig(family="seed_cnn", epochs=1, seed=1)
+    res = train(tiny_tree, cfg, log=False, scheduler=client.scheduler.address)
+    ref = features.extract(dataset.scan(tiny_tree), features.FeatureConfig(), n_jobs=1, use_cache=False,
+                           progress=False)
+    np.testing.assert_array_equal(res.features.X, ref.X)
+    assert res.report is not None and 0 <= res.report.track.metrics["accuracy"] <= 1
+    # and cached as a local extraction caches it: the next local run reads the same file
+    assert features.cache_path(dataset.scan(tiny_tree), features.FeatureConfig()).exists()
