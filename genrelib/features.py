@@ -750,7 +750,9 @@ def extract(
     use_cache : bool
         Read and write the cache.
     progress : bool
-        Show a tqdm progress bar.
+        Show a tqdm progress bar; when False, log a line on the ``genrelib.progress`` logger every tenth of the
+        tracks or every 10 s instead (:class:`genrelib.progress.Progress`; the CLI shows them when stderr is not
+        a terminal).
     scheduler : str, optional
         A Dask scheduler address (or ``local:N``): on a cache miss the features are computed on that cluster,
         through a sharded store under the cache folder (:func:`genrelib.store.extract_to_store`), then read back
@@ -766,7 +768,8 @@ def extract(
     FeatureError
         When no track could be read at all.
     """
-    from tqdm.auto import tqdm
+    from .progress import Progress
+    from .progress import logger as progress_log
 
     config = config or FeatureConfig()
     path = cache_path(dataset, config, cache_dir)
@@ -778,6 +781,7 @@ def extract(
         # decode then are tracks of this data too, and still fail.
         ids = {t.track_id for t in dataset.tracks}
         fs.skipped = list(dataset.skipped) + [tuple(s) for s in fs.skipped if s[0] in ids]
+        progress_log.info("%s features: %d tracks read from the cache %s", config.kind, len(fs.tracks), path)
         return fs
     if scheduler:
         from .store import extract_to_store
@@ -793,12 +797,15 @@ def extract(
     n_jobs = max(1, min(n_jobs, len(dataset.tracks)))
     results: dict[str, FileFeatures] = {}
     skipped = list(dataset.skipped)
-    bar = tqdm(total=len(dataset.tracks), desc=f"{config.kind} features", unit="track", disable=not progress)
+    if not progress:
+        progress_log.info("%s features: %d files, %d process%s", config.kind, len(dataset.tracks), n_jobs,
+                          "es" if n_jobs > 1 else "")
+    bar = Progress(len(dataset.tracks), f"{config.kind} features", bar=progress)
     if n_jobs == 1:
         outcomes = (_work(t, config) for t in dataset.tracks)
         for track, ff, err in outcomes:
             _collect(track, ff, err, results, skipped)
-            bar.update()
+            bar.update(skipped=len(skipped) - len(dataset.skipped))
     else:
         import multiprocessing as mp
 
@@ -813,7 +820,7 @@ def extract(
                     outcomes = fut.result()
                     for outcome in outcomes:
                         _collect(*outcome, results, skipped)
-                    bar.update(len(outcomes))
+                    bar.update(len(outcomes), skipped=len(skipped) - len(dataset.skipped))
             except BaseException:
                 # Ctrl-C, SIGTERM or an error: the tracks not started are dropped, rather than all extracted
                 # before the pool's exit lets the exception through.

@@ -221,7 +221,8 @@ def extract_to_store(
         processes here): the shards are computed and written by the cluster's workers
         (:mod:`genrelib.distributed`). None: local processes.
     progress : bool
-        A progress bar.
+        A progress bar; when False, progress lines on the ``genrelib.progress`` logger
+        (:class:`genrelib.progress.Progress`).
 
     Returns
     -------
@@ -233,7 +234,7 @@ def extract_to_store(
         A shard size other than the store's; no track readable; the store cannot be written; an unreachable
         scheduler.
     """
-    from tqdm.auto import tqdm
+    from .progress import Progress
 
     config = config or FeatureConfig()
     folder = store_path(dataset, config, root)
@@ -278,18 +279,20 @@ def extract_to_store(
     if records:
         logger.info("store %s: %d of %d shards already done, %d to compute", folder, len(records), len(shards),
                     len(todo))
-    bar = tqdm(total=sum(len(shards[i]) for i in todo), desc=f"{config.kind} shards", unit="track",
-               disable=not progress)
+    bar = Progress(sum(len(shards[i]) for i in todo), f"{config.kind} shards", bar=progress)
+    skipped = 0
     if todo and scheduler:
         from . import distributed
 
         for i, record in distributed.write_shards(scheduler, folder, {i: shards[i] for i in todo}, config):
             records[i] = record
-            bar.update(len(shards[i]))
+            skipped += len(record["skipped"])
+            bar.update(len(shards[i]), skipped=skipped)
     elif todo:
         for i, record in _write_local(folder, {i: shards[i] for i in todo}, config, n_jobs):
             records[i] = record
-            bar.update(len(shards[i]))
+            skipped += len(record["skipped"])
+            bar.update(len(shards[i]), skipped=skipped)
     bar.close()
     return _finish(folder, head, shards, records, dataset, repaired)
 

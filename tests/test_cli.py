@@ -1,7 +1,15 @@
+import fcntl
+import os
+import re
+import shutil
+import struct
 import subprocess
 import sys
+import termios
 
+import numpy as np
 import pandas as pd
+import soundfile as sf
 
 from genrelib.cli import main
 from genrelib.features import SUMMARY_COLUMNS
@@ -138,3 +146,48 @@ def test_features_family_picks_its_kind_and_draws_a_map(tiny_tree, tmp_path, cap
     assert capsys.readouterr().out.startswith("mfcc features of 12 tracks: X (12, 130, 16)")
     assert main(["features", str(tiny_tree), "--out", str(out), "--map-method", "tsne"]) == 2
     assert "--map-method needs --map FILE.png" in capsys.readouterr().err
+
+
+def _features_cmd(data, out):
+    return [sys.executable, "-m", "genrelib.cli", "features", str(data), "--kind", "summary", "--out", str(out),
+            "--no-cache", "--jobs", "1"]
+
+
+def test_features_logs_progress_lines_when_stderr_is_not_a_terminal(tiny_tree, tmp_path):
+    # issue 10 item 10: `genrelib features DATA 2>log` wrote nothing until the end (a tqdm bar only)
+    data = tmp_path / "data"
+    shutil.copytree(tiny_tree, data)
+    sf.write(data / "metal" / "silent.wav", np.zeros(3 * 22050, np.float32), 22050)  # skipped by extraction
+    r = subprocess.run(_features_cmd(data, tmp_path / "f.csv"), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1, r.stderr  # a file was skipped
+    assert "\r" not in r.stderr  # no bar
+    lines = [m.groups() for m in re.finditer(r"^genrelib: summary features: (\d+)/13 files \((\d+)%\), "
+                                              r"(\d+) skipped, \d+ s$", r.stderr, flags=re.M)]
+    done = [int(d) for d, _, _ in lines]
+    assert len(done) >= 5 and done == sorted(done) and done[-1] == 13, r.stderr  # every 2 files (a tenth), and the end
+    assert lines[-1][1:] == ("100", "1")
+    assert r.stderr.startswith("genrelib: summary features: 13 files, 1 process\n"), r.stderr
+    assert r.stderr.count("genrelib: summary features: 13/13") == 1
+
+
+def test_features_draws_a_bar_on_a_terminal(tiny_tree, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_tree / "metal", data / "metal")
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 0 columns: tqdm draws nothing
+    proc = subprocess.Popen(_features_cmd(data, tmp_path / "f.csv"), stderr=slave, stdout=subprocess.DEVNULL)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert proc.wait(timeout=300) == 0, seen
+    text = seen.decode(errors="replace")
+    assert "summary features: 100%" in text and "4/4" in text and "\r" in text  # tqdm's bar
+    assert "genrelib: summary features" not in text  # no log lines beside it
