@@ -225,7 +225,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.cv is not None:
         return _cmd_cv(args, cfg)
     res = train(args.data, cfg, n_jobs=args.jobs, register=not args.no_register, progress=sys.stderr.isatty(),
-                scheduler=args.scheduler,
+                scheduler=args.scheduler, store=args.store,
                 promote="always" if args.promote else "auto")
     sizes = {p: sum(c.values()) for p, c in res.split_sizes.items()}
     print(f"run {res.run_id}: {args.model} on {res.extra['data_root']} "
@@ -628,6 +628,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="extract the features on a Dask cluster (as `genrelib features --scheduler`): tcp://HOST:8786 "
                         "or local:N; default: local processes")
+    t.add_argument("--store", default=None, metavar="DIR",
+                   help="extract into the sharded feature store under DIR (as `genrelib features --store`, resuming "
+                        "what is there) and train from it: the Keras families stream its shards through a bounded "
+                        "shuffle buffer and never hold the data set in memory (docs/scaling.md)")
     t.add_argument("--no-register", action="store_true", help="do not register the model")
     t.add_argument("--promote", action="store_true",
                    help="move the family's registry alias (genre-classifier@<family>) to this version even if it "

@@ -202,7 +202,9 @@ def fit(train: FeatureSet, valid: FeatureSet, config: TrainConfig, *, callbacks:
 
     seed_everything(config.seed)
     model = build_keras(config.family, train.config.row_shape, n_classes, **config.build_kwargs())
-    adapt(model, train.X)  # input standardization from the training rows only
+    stored = not isinstance(train, FeatureSet)  # a StoredFeatureSet (--store): streamed from its shards
+    if not stored:
+        adapt(model, train.X)  # input standardization from the training rows only
     weights = None
     if config.class_weights:
         from sklearn.utils.class_weight import compute_class_weight
@@ -213,7 +215,11 @@ def fit(train: FeatureSet, valid: FeatureSet, config: TrainConfig, *, callbacks:
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
     aug = config.feature_augment()
     t0 = time.perf_counter()
-    if not aug.active:  # the original recipe
+    if stored:
+        from .streaming import fit_stream
+
+        hist = fit_stream(model, train, valid, config, class_weight=weights, callbacks=[stop, *callbacks])
+    elif not aug.active:  # the original recipe
         hist = model.fit(train.X[..., None], y_train, validation_data=(valid.X[..., None], y_valid),
                          epochs=config.epochs, batch_size=config.batch_size, class_weight=weights,
                          callbacks=[stop, *callbacks], verbose=0, shuffle=True)
@@ -388,6 +394,7 @@ def train(
     tracking_uri: str | None = None,
     tags: dict | None = None,
     scheduler: str | None = None,
+    store: str | Path | None = None,
 ) -> TrainResult:
     """The training job on a data folder: features, split, fit, test evaluation, MLflow logging, registry.
 
@@ -414,6 +421,10 @@ def train(
         Extra run tags.
     scheduler : str, optional
         A Dask scheduler address: extract the features on that cluster (:func:`genrelib.features.extract`).
+    store : path, optional
+        A feature store root: extract into it (:func:`genrelib.store.extract_to_store`, resuming what is there)
+        and train from it without reading the data set into memory (Keras families stream their shards,
+        :mod:`genrelib.streaming`; summary and musicnn read their small per-window rows).
 
     Returns
     -------
@@ -432,7 +443,15 @@ def train(
     left_out = [t.track_id for t in ds.tracks if t.track_id not in split]
     if left_out:
         logger.info("%s split: %d tracks are in no part and are left out", config.split, len(left_out))
-    fs = extract(ds, fcfg, n_jobs=n_jobs, progress=progress, scheduler=scheduler)
+    if store is None:
+        fs = extract(ds, fcfg, n_jobs=n_jobs, progress=progress, scheduler=scheduler)
+    else:
+        from .store import extract_to_store
+
+        if config.wave_augment().active:
+            raise ModelError("waveform copies (--aug-copies) are not written to a feature store; leave out "
+                             "--aug-copies or --store")
+        fs = extract_to_store(ds, fcfg, store, n_jobs=n_jobs, scheduler=scheduler, progress=progress)
     have = set(fs.track_ids.tolist())  # tracks that could not be decoded have no rows and drop out of every part
     problems = check_split({t: p for t, p in split.items() if t in have}, ds, config)
     if problems:
@@ -470,7 +489,12 @@ def train(
         res = TrainResult(model=model, history=history, split=split, split_sizes=sizes, features=fs,
                           extra=result_extra, config=config)
         if evaluate_test and len(parts["test"]):  # (empty only when forced)
-            res.report = ev.evaluate(model, parts["test"])
+            if isinstance(parts["test"], FeatureSet):
+                res.report = ev.evaluate(model, parts["test"])
+            else:  # stored: predicted shard by shard
+                from .streaming import evaluate_stored
+
+                res.report = evaluate_stored(model, parts["test"])
         if log:
             tracking.log_dataset(ds.table(split), name=data_name(ds), source=str(ds.root), digest=ds.manifest_hash())
             tracking.log_dict({"split": split, "sizes": sizes}, "data/split.json")
