@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .errors import GenrelibError
+from .errors import DatasetError, GenrelibError
 
 REGISTERED = "genre-classifier"
 
@@ -189,9 +189,13 @@ def _print_split_table(split_sizes: dict[str, dict[str, int]]) -> None:
 def _cmd_cv(args: argparse.Namespace, cfg) -> int:
     from .crossval import cross_validate
 
-    res = cross_validate(args.data, cfg, folds=args.cv, repeats=args.repeats, n_jobs=args.jobs,
+    if cfg.split != "random":
+        raise DatasetError(f"--cv makes its own folds; leave out --split {cfg.split}"
+                           + (f" / --split-file {cfg.split_file}" if cfg.split_file else ""))
+    res = cross_validate(args.data, cfg, folds=args.cv, repeats=args.repeats, group=args.group, n_jobs=args.jobs,
                          progress=sys.stderr.isatty())
-    print(f"{args.model}: {args.cv}-fold cross-validation by track, {args.repeats} repeat(s), seed {args.seed}")
+    grouped = f", grouped by {args.group} (an approximation of artist groups)" if args.group else ""
+    print(f"{args.model}: {args.cv}-fold cross-validation by track{grouped}, {args.repeats} repeat(s), seed {args.seed}")
     print(res.table().to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     for key, label in (("test_track_accuracy", "track accuracy"), ("test_segment_accuracy", "segment accuracy"),
                        ("test_track_f1_macro", "track macro F1")):
@@ -213,7 +217,8 @@ def _train_config(args: argparse.Namespace):
     chosen = {k: getattr(args, k) for k in _TRAINING_FIELDS if getattr(args, k) is not None}
     if args.spec_augment:  # the preset; explicit --time-masks / --freq-masks win
         chosen = {"time_masks": 2, "freq_masks": 2, **chosen}
-    return TrainConfig(family=args.model, epochs=args.epochs, split=args.split, seed=args.seed,
+    return TrainConfig(family=args.model, epochs=args.epochs, split=args.split or "random",
+                       split_file=args.split_file or "", seed=args.seed,
                        class_weights=args.class_weights, patience=args.patience, batch_size=args.batch_size,
                        force=args.force, **chosen)
 
@@ -224,18 +229,28 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = _train_config(args)
     if args.cv is not None:
         return _cmd_cv(args, cfg)
+    if args.group:
+        raise DatasetError(f"--group {args.group} groups the folds of cross-validation; give --cv K with it")
     res = train(args.data, cfg, n_jobs=args.jobs, register=not args.no_register, progress=sys.stderr.isatty(),
                 scheduler=args.scheduler, store=args.store,
                 promote="always" if args.promote else "auto")
     sizes = {p: sum(c.values()) for p, c in res.split_sizes.items()}
     print(f"run {res.run_id}: {args.model} on {res.extra['data_root']} "
-          f"(tracks: train {sizes['train']}, valid {sizes['valid']}, test {sizes['test']}; split {args.split})")
+          f"(tracks: train {sizes['train']}, valid {sizes['valid']}, test {sizes['test']}; split {cfg.split})")
     _print_split_table(res.split_sizes)
     left = res.extra["left_out"]
     if left:
         shown = ", ".join(left[:5]) + (", ..." if len(left) > 5 else "")
-        print(f"left out of the {args.split} split: {len(left)} track{'s' if len(left) > 1 else ''} "
+        print(f"left out of the {cfg.split} split: {len(left)} track{'s' if len(left) > 1 else ''} "
               f"in none of its lists: {shown}")
+    record = res.extra.get("split_file")
+    if record:
+        print(f"split file {record['files']} (digest {record['digest']}): {record['matched']} of its "
+              f"{record['listed']} tracks are in the data")
+        missing = record["missing"]
+        if missing:
+            shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+            print(f"missing from the data: {len(missing)} listed track{'s' if len(missing) > 1 else ''}: {shown}")
     for problem in res.extra["split_problems"]:
         print(f"trained anyway (--force): {problem}")
     _print_skipped(res.extra["skipped"])
@@ -264,7 +279,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     res = sweep(args.data, cfg, trials=args.trials, space=space, prune=not args.no_prune, n_jobs=args.jobs,
                 register=not args.no_register, progress=sys.stderr.isatty())
     print(f"sweep {res.run_id}: {args.trials} trials of {args.model} on the validation tracks of {args.data} "
-          f"(split {args.split}, seed {args.seed}); objective: {OBJECTIVE}, lower is better")
+          f"(split {cfg.split}, seed {args.seed}); objective: {OBJECTIVE}, lower is better")
     print(f"searched: {'; '.join(map(str, space.values()))}")
     table = res.table()
     cols = ["trial", "state", OBJECTIVE, "valid_track_accuracy", "epochs", *space]
@@ -618,8 +633,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("data", help="data folder laid out <root>/<genre>/<file>")
     t.add_argument("--model", required=True, choices=["seed_cnn", "mel_cnn", "crnn", "summary", "musicnn"])
     t.add_argument("--epochs", type=int, default=30, help="most epochs (early stopping on validation loss)")
-    t.add_argument("--split", choices=["random", "gtzan-ff"], default="random",
-                   help="random: stratified by genre, by track; gtzan-ff: GTZAN's fault-filtered split")
+    t.add_argument("--split", choices=["random", "gtzan-ff"], default=None,
+                   help="random (default): stratified by genre, by track; gtzan-ff: GTZAN's fault-filtered split")
+    t.add_argument("--split-file", default=None, metavar="FILE",
+                   help="your own train/valid/test lists, in the format of the shipped GTZAN lists (lines like "
+                        "blues/blues.00012.wav): a folder holding train*.txt, valid*.txt (or val*.txt) and test*.txt; "
+                        "or train.txt,valid.txt,test.txt; or one file of '<part> <track>' lines. Listed tracks "
+                        "missing from DATA are reported, DATA's tracks in no list are left out")
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs")
     t.add_argument("--batch-size", type=int, default=32)
@@ -640,9 +660,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead of one split: K-fold cross-validation by track (stratified), mean and spread of "
                         "every metric, each fold a nested MLflow run; nothing is registered")
     t.add_argument("--repeats", type=int, default=1, help="with --cv: repeat with R different shuffles")
+    t.add_argument("--group", default=None, metavar="blocks:N|ff-runs",
+                   help="with --cv on GTZAN file names: keep groups of tracks in one part of every fold, an "
+                        "approximation of artist groups (GTZAN has no artist labels here): blocks:N = N consecutive "
+                        "numbers of a genre (neighbours often share an artist); ff-runs = runs of consecutive "
+                        "numbers the fault-filtered lists put in one part (whole artists, if contiguous)")
     t.add_argument("--force", action="store_true",
                    help="train even on a split that cannot give an honest test result (a genre with no training "
-                        "or test tracks, a test part under 10 tracks or 2 per genre: gtzan-ff on partial GTZAN)")
+                        "or test tracks, a test part under 10 tracks or 2 per genre: gtzan-ff or a split file on "
+                        "partial data)")
     _add_training_options(t)
     t.set_defaults(func=_cmd_train)
 
@@ -665,7 +691,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "seed_cnn; logreg_c for summary and musicnn)")
     sw.add_argument("--no-prune", action="store_true", help="let every trial run to the end (no median pruner)")
     sw.add_argument("--epochs", type=int, default=30, help="most epochs per trial (early stopping on validation loss)")
-    sw.add_argument("--split", choices=["random", "gtzan-ff"], default="random")
+    sw.add_argument("--split", choices=["random", "gtzan-ff"], default=None)
+    sw.add_argument("--split-file", default=None, metavar="FILE", help="your own train/valid/test lists, as for train")
     sw.add_argument("--seed", type=int, default=42, help="seeds the split, the sampler and every trial")
     sw.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs")
     sw.add_argument("--batch-size", type=int, default=32, help="batch size when not searched")

@@ -6,17 +6,33 @@ split once more, stratified, into training and validation parts (validation driv
 choice of estimator). The features are extracted once, and every family sees the same folds for the same
 ``seed``, so families can be compared fold by fold. Each fold is a nested MLflow run under one parent run, which
 records the mean and the standard deviation of every metric over the folds. No fold model is registered.
+
+GTZAN has no artist labels here (no public artist index with a license that allows shipping it was found), so
+``group`` offers two approximations of artist-grouped folds on GTZAN file names (``<genre>.<5 digits>``), both
+built on the observation (Sturm 2012, 2013) that GTZAN's excerpts of one artist mostly sit at consecutive numbers
+of a genre:
+
+- ``blocks:N``: a group is a block of N consecutive numbers of a genre (``rock.00000``-``rock.00009`` for N=10).
+  Neighbours, which often share an artist, stay in one part of every fold; an artist whose run of numbers
+  crosses a block boundary still leaks.
+- ``ff-runs``: a group is a maximal run of consecutive numbers of a genre that the fault-filtered lists put in the
+  same part. Those lists were made so that no artist is in two parts, so every change of part between
+  neighbouring numbers is a change of artist: a run holds whole artists as far as artists are contiguous. The
+  runs are coarse (6 to 29 per genre; rock.00000-rock.00009 is one), so few folds are possible on small data.
+
+Either is refused on other file names (grouping by numbers would mean nothing there).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .dataset import Dataset, scan
+from .dataset import Dataset, gtzan_split_lists, scan, track_key
 from .errors import DatasetError, ModelError
 from .features import FeatureConfig, extract
 from .models import FAMILIES, KERAS_FAMILIES
@@ -24,8 +40,90 @@ from .models import FAMILIES, KERAS_FAMILIES
 logger = logging.getLogger(__name__)
 
 
+#: The grouping options of :func:`cv_groups` (``blocks:N`` takes a block size).
+GROUPINGS = ("blocks:N", "ff-runs")
+
+_GTZAN_NAME = re.compile(r"^(?P<genre>[^/]+)/(?P=genre)\.(?P<number>\d{5})$")
+
+
+def _ff_runs() -> dict[tuple[str, int], int]:
+    """``(genre, number) -> run index``: runs of consecutive numbers of a genre in the same fault-filtered part.
+
+    A number in no list (a replica, mislabeling or distortion) joins the run of the number before it (the next
+    one at the start of a genre): it says nothing about where an artist changes.
+    """
+    part_of: dict[tuple[str, int], str] = {}
+    for part, ids in gtzan_split_lists().items():
+        for tid in ids:
+            m = _GTZAN_NAME.match(track_key(tid))
+            part_of[(m["genre"], int(m["number"]))] = part
+    runs: dict[tuple[str, int], int] = {}
+    for genre in sorted({g for g, _ in part_of}):
+        listed = [part_of.get((genre, n)) for n in range(100)]
+        first = next(p for p in listed if p)
+        run, current = 0, first
+        for n, part in enumerate(listed):
+            if part and part != current:
+                run, current = run + 1, part
+            runs[(genre, n)] = run
+    return runs
+
+
+def cv_groups(dataset: Dataset, group: str) -> list[str]:
+    """The group of every track of ``dataset`` (in its track order) for grouped cross-validation.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Tracks with GTZAN file names (``<genre>/<genre>.<5 digits>.<ext>``).
+    group : str
+        ``blocks:N`` or ``ff-runs`` (see the module docstring): approximations of artist groups on GTZAN.
+
+    Returns
+    -------
+    list of str
+        Group names such as ``rock:block0`` or ``rock:run0``; tracks of one group stay in one part of every fold.
+
+    Raises
+    ------
+    DatasetError
+        For an unknown grouping, a block size that is not a whole number >= 1, or tracks not named like GTZAN
+        (a few named).
+    """
+    spec = str(group).strip()
+    size = None
+    if spec.startswith("blocks:"):
+        try:
+            size = int(spec.split(":", 1)[1])
+        except ValueError:
+            size = 0
+        if size < 1:
+            raise DatasetError(f"--group {spec}: the block size must be a whole number >= 1, e.g. blocks:10")
+    elif spec != "ff-runs":
+        raise DatasetError(f"unknown --group {spec!r}; use blocks:N (blocks of N consecutive GTZAN numbers of a "
+                           "genre, e.g. blocks:10) or ff-runs (runs of the fault-filtered lists)")
+    matches = [_GTZAN_NAME.match(track_key(t.track_id)) for t in dataset.tracks]
+    bad = [t.track_id for t, m in zip(dataset.tracks, matches) if m is None]
+    if bad:
+        raise DatasetError(
+            f"--group {spec} approximates GTZAN's artists from its file names (<genre>/<genre>.<5 digits>, e.g. "
+            f"rock/rock.00012.wav), but {len(bad)} of the {len(dataset.tracks)} tracks under {dataset.root} are not "
+            f"named so ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); leave --group out for other data")
+    if size is not None:
+        return [f"{m['genre']}:block{int(m['number']) // size}" for m in matches]
+    runs = _ff_runs()
+    out = []
+    for t, m in zip(dataset.tracks, matches):
+        key = (m["genre"], int(m["number"]))
+        if key not in runs:
+            raise DatasetError(f"--group ff-runs: {t.track_id} is not a GTZAN genre's name (the fault-filtered lists "
+                               f"know {', '.join(sorted({g for g, _ in runs}))}); use blocks:N")
+        out.append(f"{key[0]}:run{runs[key]}")
+    return out
+
+
 def cv_splits(dataset: Dataset, *, folds: int = 5, repeats: int = 1, seed: int = 42,
-              valid_size: float = 0.2) -> list[dict[str, str]]:
+              valid_size: float = 0.2, group: str | None = None) -> list[dict[str, str]]:
     """Track splits of repeated stratified K-fold cross-validation.
 
     Parameters
@@ -38,6 +136,9 @@ def cv_splits(dataset: Dataset, *, folds: int = 5, repeats: int = 1, seed: int =
     seed : int
     valid_size : float
         Share of each training part held out (stratified) for validation.
+    group : str, optional
+        ``blocks:N`` or ``ff-runs`` (:func:`cv_groups`): keep each group of tracks in one part (train, valid or
+        test) of every fold, with sklearn's StratifiedGroupKFold; every genre then needs at least ``folds`` groups.
 
     Returns
     -------
@@ -48,7 +149,8 @@ def cv_splits(dataset: Dataset, *, folds: int = 5, repeats: int = 1, seed: int =
     Raises
     ------
     DatasetError
-        For ``folds < 2``, ``repeats < 1``, or a genre with fewer tracks than folds (the counts are named).
+        For ``folds < 2``, ``repeats < 1``, or a genre with fewer tracks than folds (the counts are named); with
+        ``group``, a genre with fewer groups than folds, and as :func:`cv_groups`.
     """
     from sklearn.model_selection import StratifiedKFold, train_test_split
 
@@ -64,6 +166,9 @@ def cv_splits(dataset: Dataset, *, folds: int = 5, repeats: int = 1, seed: int =
                            "those genres out")
     ids = np.array([t.track_id for t in dataset.tracks])
     y = dataset.labels()
+    if group:
+        return _grouped_splits(dataset, ids, y, group, folds=int(folds), repeats=repeats, seed=seed,
+                               valid_size=valid_size)
     out = []
     for r in range(repeats):
         skf = StratifiedKFold(n_splits=int(folds), shuffle=True, random_state=seed + r)
@@ -75,6 +180,39 @@ def cv_splits(dataset: Dataset, *, folds: int = 5, repeats: int = 1, seed: int =
                 tr, va = train_test_split(rest, test_size=n_valid, random_state=seed + r)
             split = {i: "train" for i in ids[tr]}
             split.update({i: "valid" for i in ids[va]})
+            split.update({i: "test" for i in ids[test]})
+            out.append(split)
+    return out
+
+
+def _grouped_splits(dataset: Dataset, ids: np.ndarray, y: np.ndarray, group: str, *, folds: int, repeats: int,
+                    seed: int, valid_size: float) -> list[dict[str, str]]:
+    """:func:`cv_splits` with groups: StratifiedGroupKFold for the test part, and again inside the rest for the
+    validation part (about ``valid_size`` of it), so that no group is in two parts of a fold."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    groups = np.array(cv_groups(dataset, group))
+    per_genre = {g: len({grp for grp, lab in zip(groups, y) if lab == i}) for i, g in enumerate(dataset.genres)}
+    few = {g: n for g, n in per_genre.items() if n < folds}
+    if few:
+        raise DatasetError(
+            f"{folds}-fold cross-validation grouped by {group} needs at least {folds} groups of every genre (a genre "
+            f"with fewer would be missing from some test parts); {', '.join(f'{g} has {n}' for g, n in few.items())}. "
+            "Use fewer folds, smaller groups (blocks:N with a smaller N), or leave those genres out")
+    inner = max(2, int(round(1 / valid_size))) if valid_size > 0 else 2
+    out = []
+    for r in range(repeats):
+        sgkf = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed + r)
+        for rest, test in sgkf.split(ids, y, groups):
+            # the validation part: one fold of a grouped split of the rest (fewer folds if the rest has few groups)
+            n_inner = min(inner, len(set(groups[rest].tolist())))
+            if n_inner < 2:
+                raise DatasetError(f"grouped by {group}, a fold's training part holds a single group; use smaller "
+                                   "groups or fewer folds")
+            tr, va = next(StratifiedGroupKFold(n_splits=n_inner, shuffle=True, random_state=seed + r)
+                          .split(rest, y[rest], groups[rest]))
+            split = {i: "train" for i in ids[rest[tr]]}
+            split.update({i: "valid" for i in ids[rest[va]]})
             split.update({i: "test" for i in ids[test]})
             out.append(split)
     return out
@@ -110,7 +248,7 @@ class CVResult:
         return pd.DataFrame(self.folds)[cols]
 
 
-def cross_validate(data: str | Path | Dataset, config, *, folds: int = 5, repeats: int = 1,
+def cross_validate(data: str | Path | Dataset, config, *, folds: int = 5, repeats: int = 1, group: str | None = None,
                    feature_config: FeatureConfig | None = None, log: bool = True, run_name: str | None = None,
                    parent_run_id: str | None = None, n_jobs: int | None = None, progress: bool = False,
                    tracking_uri: str | None = None) -> CVResult:
@@ -123,6 +261,8 @@ def cross_validate(data: str | Path | Dataset, config, *, folds: int = 5, repeat
         The family and its training settings; ``config.seed`` seeds the folds and every fit.
     folds, repeats : int
         See :func:`cv_splits`.
+    group : str, optional
+        ``blocks:N`` or ``ff-runs``: grouped folds on GTZAN names, approximating artist groups (:func:`cv_groups`).
     feature_config : FeatureConfig, optional
         Default: the family's.
     log : bool
@@ -139,7 +279,7 @@ def cross_validate(data: str | Path | Dataset, config, *, folds: int = 5, repeat
     fcfg = feature_config or feature_config_for(config.family)
     if fcfg.kind != FAMILIES[config.family]:
         raise ModelError(f"{config.family} needs {FAMILIES[config.family]!r} features, not {fcfg.kind!r}")
-    splits = cv_splits(ds, folds=folds, repeats=repeats, seed=config.seed, valid_size=config.valid_size)
+    splits = cv_splits(ds, folds=folds, repeats=repeats, seed=config.seed, valid_size=config.valid_size, group=group)
     fs = extract(ds, fcfg, n_jobs=n_jobs, progress=progress)
     result = CVResult(family=config.family, folds=[])
 
@@ -185,7 +325,7 @@ def cross_validate(data: str | Path | Dataset, config, *, folds: int = 5, repeat
 
     params = {**{f"train.{k}": v for k, v in asdict(config).items()},
               **{f"features.{k}": v for k, v in fcfg.to_dict().items()},
-              "cv.folds": folds, "cv.repeats": repeats, "data.root": str(ds.root), "data.tracks": len(ds.tracks),
+              "cv.folds": folds, "cv.repeats": repeats, "cv.group": group or "none", "data.root": str(ds.root), "data.tracks": len(ds.tracks),
               "data.manifest_hash": ds.manifest_hash()}
     with tracking.start_run(run_name or f"cv-{config.family}", parent_run_id=parent_run_id, params=params,
                             uri=tracking_uri, tags={"genrelib.stage": "cv", "genrelib.family": config.family}) as run:
@@ -200,4 +340,4 @@ def cross_validate(data: str | Path | Dataset, config, *, folds: int = 5, repeat
     return result
 
 
-__all__ = ["cv_splits", "cross_validate", "CVResult", "KERAS_FAMILIES"]
+__all__ = ["cv_splits", "cv_groups", "cross_validate", "CVResult", "GROUPINGS", "KERAS_FAMILIES"]

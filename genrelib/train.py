@@ -18,7 +18,7 @@ import numpy as np
 
 from . import __version__
 from .config import SEED
-from .dataset import SPLIT_NAMES, Dataset, make_split, scan, split_counts
+from .dataset import SPLIT_FILE_FORMAT, SPLIT_NAMES, Dataset, make_split, scan, split_counts
 from .errors import DatasetError, GenrelibError, ModelError
 from .features import FeatureConfig, FeatureSet, extract
 from .models import FAMILIES, KERAS_FAMILIES, build_keras, check_family
@@ -48,7 +48,11 @@ class TrainConfig:
     seed : int
         Seeds the split, weight initialization, shuffling and dropout.
     split : str
-        ``random`` or ``gtzan-ff``.
+        ``random``, ``gtzan-ff`` or ``file`` (a user's lists, ``split_file``).
+    split_file : str
+        The user's train / valid / test lists (:func:`genrelib.dataset.read_split_file`: a folder of
+        ``train*.txt``, ``valid*.txt``, ``test*.txt``, three files ``train.txt,valid.txt,test.txt``, or one file of
+        ``<part> <track>`` lines). Given with the default ``split="random"``, the split becomes ``file``.
     test_size, valid_size : float
         Random split: test share of all tracks, validation share of the rest.
     force : bool
@@ -82,6 +86,7 @@ class TrainConfig:
     class_weights: bool = False
     seed: int = SEED
     split: str = "random"
+    split_file: str = ""
     test_size: float = 0.2
     valid_size: float = 0.2
     force: bool = False
@@ -104,6 +109,14 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_family(self.family)
+        if self.split_file and self.split == "random":  # the default split: the file says what the split is
+            object.__setattr__(self, "split", "file")
+        if self.split == "file" and not self.split_file:
+            raise DatasetError("split 'file' needs the lists: --split-file FILE (TrainConfig(split_file=...)); "
+                               f"{SPLIT_FILE_FORMAT}")
+        if self.split_file and self.split != "file":
+            raise DatasetError(f"--split {self.split} and --split-file {self.split_file} contradict each other; "
+                               "give one of them")
         if self.epochs < 1:
             raise ModelError(f"epochs must be >= 1, got {self.epochs}")
         if int(self.batch_size) != self.batch_size or self.batch_size < 1:
@@ -354,12 +367,16 @@ def check_split(split: dict[str, str], ds: Dataset, config: TrainConfig) -> list
     if problems and (hopeless or not config.force):
         per_genre = ", ".join(f"{g} {sizes['train'][g]}/{sizes['valid'][g]}/{sizes['test'][g]}" for g in ds.genres)
         left = len(ds.tracks) - len(split)
-        left_text = (f"; {left} tracks of the folder are in none of the fault-filtered lists and are left out"
+        lists = "the fault-filtered lists" if config.split != "file" else f"the lists of {config.split_file}"
+        left_text = (f"; {left} tracks of the folder are in none of {lists} and are left out"
                      if left and config.split != "random" else "")
         fix = ("Use --split random (TrainConfig(split='random')) to split these tracks by genre, or --force "
                "(TrainConfig(force=True)) to train on this split anyway")
+        if config.split == "file":
+            fix = f"Add tracks of these genres to the lists of {config.split_file}, or u{fix[1:]}"
         if hopeless:
-            fix = ("Use --split random (TrainConfig(split='random')) to split these tracks by genre (--force cannot "
+            fix = (("Add training and validation tracks to the split file, or u" if config.split == "file" else "U") +
+                   "se --split random (TrainConfig(split='random')) to split these tracks by genre (--force cannot "
                    "help: there is nothing to train or to validate on)")
         raise DatasetError(
             f"the {config.split} split of {ds.root} cannot give an honest test result: {'; '.join(problems)} "
@@ -368,10 +385,26 @@ def check_split(split: dict[str, str], ds: Dataset, config: TrainConfig) -> list
     return problems
 
 
+def config_split(ds: Dataset, config: TrainConfig) -> dict[str, str]:
+    """The track split ``config`` asks for (``track_id -> part``; see :func:`genrelib.dataset.make_split`)."""
+    return make_split(ds, kind=config.split, seed=config.seed, test_size=config.test_size,
+                      valid_size=config.valid_size, split_file=config.split_file or None)
+
+
+def split_file_record(ds: Dataset, config: TrainConfig) -> dict:
+    """For a ``file`` split: the files, the lists' digest and how they meet ``ds`` (listed, matched, missing
+    track keys); empty for other splits. Logged as ``split.*`` parameters and kept in ``model.info``."""
+    if config.split != "file":
+        return {}
+    from .dataset import read_split_file, split_file_coverage
+
+    sf = read_split_file(config.split_file)
+    return {"files": sf.names(), "digest": sf.digest, **split_file_coverage(ds, sf)}
+
+
 def split_features(fs: FeatureSet, ds: Dataset, config: TrainConfig) -> tuple[dict[str, str], dict[str, FeatureSet]]:
     """The track split of ``config``, checked by :func:`check_split`, and the feature set cut along it."""
-    split = make_split(ds, kind=config.split, seed=config.seed, test_size=config.test_size,
-                       valid_size=config.valid_size)
+    split = config_split(ds, config)
     # Tracks that could not be decoded have no rows; they simply drop out of every part.
     have = set(fs.track_ids.tolist())
     check_split({t: p for t, p in split.items() if t in have}, ds, config)
@@ -437,9 +470,9 @@ def train(
     fcfg = feature_config or feature_config_for(config.family)
     if fcfg.kind != FAMILIES[config.family]:
         raise ModelError(f"{config.family} needs {FAMILIES[config.family]!r} features, not {fcfg.kind!r}")
-    split = make_split(ds, kind=config.split, seed=config.seed, test_size=config.test_size,
-                       valid_size=config.valid_size)
+    split = config_split(ds, config)
     check_split(split, ds, config)  # refuse before any feature extraction or fitting
+    file_record = split_file_record(ds, config)
     left_out = [t.track_id for t in ds.tracks if t.track_id not in split]
     if left_out:
         logger.info("%s split: %d tracks are in no part and are left out", config.split, len(left_out))
@@ -461,7 +494,8 @@ def train(
     # Waveform copies of the training tracks only (never of validation or test tracks), cached per track.
     train_rows, copy_settings = with_copies(parts["train"], ds, config, n_jobs=n_jobs, progress=progress)
     result_extra = {"data_root": str(ds.root), "manifest_hash": ds.manifest_hash(), "skipped": fs.skipped,
-                    "left_out": left_out, "split_problems": problems, "augment_copies": copy_settings}
+                    "left_out": left_out, "split_problems": problems, "augment_copies": copy_settings,
+                    "split_file": file_record}
 
     trained: dict[str, GenreModel] = {}  # the model once fitted, kept if a later step fails
 
@@ -482,6 +516,9 @@ def train(
                            "split_tracks": {p: sorted(t for t, q in split.items() if q == p and t in have)
                                             for p in SPLIT_NAMES},
                            "split_left_out": len(left_out), "split_problems": problems})
+        if file_record:
+            model.info["split_file"] = {k: v for k, v in file_record.items() if k != "missing"}
+            model.info["split_file"]["missing"] = len(file_record["missing"])
         if model.is_keras:
             # Early stopping never triggered and the last epoch was the best: the validation loss was still
             # falling, so the run stopped at --epochs rather than at a minimum.
@@ -497,7 +534,8 @@ def train(
                 res.report = evaluate_stored(model, parts["test"])
         if log:
             tracking.log_dataset(ds.table(split), name=data_name(ds), source=str(ds.root), digest=ds.manifest_hash())
-            tracking.log_dict({"split": split, "sizes": sizes}, "data/split.json")
+            tracking.log_dict({"split": split, "sizes": sizes, **({"split_file": file_record} if file_record else {})},
+                              "data/split.json")
             tracking.log_dict(ds.manifest(), "data/manifest.json")
             tracking.log_metrics({**{f"tracks_{p}": sum(c.values()) for p, c in sizes.items()},
                                   "tracks_left_out": len(left_out)})
@@ -539,7 +577,8 @@ def train(
     params = {**{f"train.{k}": v for k, v in asdict(config).items()},
               **{f"features.{k}": v for k, v in fcfg.to_dict().items()},
               "data.root": str(ds.root), "data.tracks": len(ds.tracks), "data.genres": ",".join(ds.genres),
-              "data.skipped": len(fs.skipped), "data.manifest_hash": ds.manifest_hash()}
+              "data.skipped": len(fs.skipped), "data.manifest_hash": ds.manifest_hash(),
+              **{f"split.{k}": (len(v) if k == "missing" else v) for k, v in file_record.items()}}
     with tracking.start_run(run_name or f"train-{config.family}", parent_run_id=parent_run_id, params=params,
                             uri=tracking_uri,
                             tags={"genrelib.stage": "train", "genrelib.family": config.family, **(tags or {})}) as run:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import Dataset, make_split, scan
+from .dataset import Dataset, scan
 from .errors import ModelError
 from .features import FeatureConfig, FeatureSet, extract
 from .models import FAMILIES, KERAS_FAMILIES, SKLEARN_FAMILIES
@@ -257,9 +257,9 @@ class SweepResult:
         """The ``genrelib train`` command line that trains the best configuration again."""
         cfg, base = self.best_config, type(self.best_config)(family=self.family)
         args = [f"genrelib train {data} --model {self.family}"]
-        for name in ("epochs", "patience", "split", "seed", *SEARCHABLE):
+        for name in ("epochs", "patience", "split", "split_file", "seed", *SEARCHABLE):
             value = getattr(cfg, name)
-            if value != getattr(base, name):
+            if value != getattr(base, name) and not (name == "split" and value == "file"):  # --split-file says it
                 args.append(f"--{name.replace('_', '-')} {value!r}" if isinstance(value, float) else
                             f"--{name.replace('_', '-')} {value}")  # repr: the float exactly
         if cfg.class_weights:
@@ -340,7 +340,7 @@ def sweep(data: str | Path | Dataset, config, *, trials: int, space=None,
     import optuna
 
     from . import tracking
-    from .train import check_split, data_name, feature_config_for, fit, split_features, train, with_copies
+    from .train import check_split, config_split, data_name, feature_config_for, fit, split_features, train, with_copies
 
     if int(trials) != trials or trials < 1:
         raise ModelError(f"--trials must be a whole number >= 1, got {trials!r}")
@@ -354,8 +354,7 @@ def sweep(data: str | Path | Dataset, config, *, trials: int, space=None,
     fcfg = feature_config or feature_config_for(family)
     if fcfg.kind != FAMILIES[family]:
         raise ModelError(f"{family} needs {FAMILIES[family]!r} features, not {fcfg.kind!r}")
-    check_split(make_split(ds, kind=config.split, seed=config.seed, test_size=config.test_size,
-                           valid_size=config.valid_size), ds, config)  # refuse before any feature extraction
+    check_split(config_split(ds, config), ds, config)  # refuse before any feature extraction
     fs = extract(ds, fcfg, n_jobs=n_jobs, progress=progress)
     split, parts = split_features(fs, ds, config)
     keras_family = family in KERAS_FAMILIES
