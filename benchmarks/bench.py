@@ -238,8 +238,10 @@ def bench_musicnn(repeats: int = 10, cold_repeats: int = 3) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--tracks", type=int, default=200)
-    p.add_argument("--only", default=None, choices=["features", "train", "predict", "musicnn"],
-                   help="run only this benchmark (predict includes train, which makes its model)")
+    p.add_argument("--only", default=None, choices=["features", "train", "predict", "musicnn", "scale"],
+                   help="run only this benchmark (predict includes train, which makes its model); scale (the "
+                        "feature store, Dask and streaming training on many clips, benchmarks/scale.py) runs only "
+                        "when asked for: it takes minutes")
     args = p.parse_args()
     results = {}
     if args.only in (None, "features"):
@@ -284,6 +286,12 @@ def main() -> None:
             print(f"  {label:<42} {m[name]:5.1f} s (median of " + ", ".join(f"{v:.1f}" for v in runs[name]) + ")")
         print(f"  --tags 3 minus import tensorflow: {r['tags_minus_tensorflow_seconds']:.1f} s (median of "
               f"the per-round differences; target <= 5 s)")
+    if args.only == "scale":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import scale
+
+        r = results["scale"] = scale.bench_scale()
+        scale.report(r)
     out = ROOT / "results" / "bench.json"
     out.parent.mkdir(exist_ok=True)
     # --only runs one benchmark: keep the others' last results

@@ -113,12 +113,9 @@ def write_shard(folder: str | Path, index: int, tracks: Sequence[Track], config:
         ``tracks`` (``[track_id, genre, row_start, row_stop, windows]`` each), ``skipped``
         (``[track_id, reason]`` each, as :func:`genrelib.features.extract` reports them), ``ids_hash``.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
     from threadpoolctl import threadpool_limits
 
     folder = Path(folder)
-    name = shard_name(index)
     width = int(np.prod(config.row_shape))
     xs, cols, entries, skipped = [], {"track_id": [], "genre": [], "window": [], "segment": []}, [], []
     row = 0
@@ -139,12 +136,26 @@ def write_shard(folder: str | Path, index: int, tracks: Sequence[Track], config:
                             int(ff.window.max()) + 1 if n else 0])
             row += n
     X = np.concatenate(xs) if xs else np.zeros((0, width), np.float32)
+    window = np.concatenate(cols["window"]) if xs else np.zeros(0, np.int32)
+    segment = np.concatenate(cols["segment"]) if xs else np.zeros(0, np.int32)
+    return _write_rows(folder, index, X, cols["track_id"], cols["genre"], window, segment, entries, skipped,
+                       _ids_hash(tracks))
+
+
+def _write_rows(folder: Path, index: int, X: np.ndarray, track_ids, genres, window, segment, entries: list,
+                skipped: list, ids_hash: str) -> dict:
+    """Write shard ``index`` from rows ``X`` (``(n, width)`` float32) and their ids; then its record."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    name = shard_name(index)
     table = pa.table({
-        "track_id": pa.array(cols["track_id"], pa.string()),
-        "genre": pa.array(cols["genre"], pa.string()),
-        "window": pa.array(np.concatenate(cols["window"]) if xs else np.zeros(0, np.int32), pa.int32()),
-        "segment": pa.array(np.concatenate(cols["segment"]) if xs else np.zeros(0, np.int32), pa.int32()),
-        "x": pa.FixedSizeListArray.from_arrays(pa.array(X.reshape(-1), pa.float32()), width),
+        "track_id": pa.array(track_ids, pa.string()),
+        "genre": pa.array(genres, pa.string()),
+        "window": pa.array(np.asarray(window, np.int32), pa.int32()),
+        "segment": pa.array(np.asarray(segment, np.int32), pa.int32()),
+        "x": pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(X, np.float32).reshape(-1), pa.float32()),
+                                               X.shape[1]),
     })
     sink = pa.BufferOutputStream()
     # Float features are noise to a compressor: stored as they are; the id columns are compressed.
@@ -154,8 +165,8 @@ def write_shard(folder: str | Path, index: int, tracks: Sequence[Track], config:
     shards = folder / "shards"
     try:
         _atomic_write(shards / f"{name}.parquet", data)
-        record = {"shard": name, "sha256": hashlib.sha256(data).hexdigest(), "rows": row, "bytes": len(data),
-                  "tracks": entries, "skipped": skipped, "ids_hash": _ids_hash(tracks)}
+        record = {"shard": name, "sha256": hashlib.sha256(data).hexdigest(), "rows": len(X), "bytes": len(data),
+                  "tracks": entries, "skipped": skipped, "ids_hash": ids_hash}
         _atomic_write(shards / f"{name}.json", json.dumps(record).encode())
     except OSError as exc:
         from .features import write_error
@@ -355,6 +366,43 @@ def _finish(folder: Path, head: dict, shards: list, records: dict[int, dict], da
     sfs = open_store(folder)
     sfs.repaired = repaired
     return sfs
+
+
+def write_featureset(fs: FeatureSet, folder: str | Path, *, shard_size: int = DEFAULT_SHARD_SIZE,
+                     manifest_hash: str | None = None, data_root: str = "") -> StoredFeatureSet:
+    """Write an in-memory feature set (e.g. a cached ``.npz``: :meth:`FeatureSet.load`) as a store in ``folder``.
+
+    The migration path for features extracted before the store existed, and a way to build large test stores.
+    Tracks keep their order; ``shard_size`` tracks per shard.
+
+    Returns
+    -------
+    StoredFeatureSet
+    """
+    folder = Path(folder)
+    tracks = fs.tracks
+    bounds = np.flatnonzero(np.r_[True, fs.track_ids[1:] != fs.track_ids[:-1], True])
+    if len(bounds) - 1 != len(tracks):
+        raise FeatureError("a feature set's rows must be grouped by track to be stored")
+    width = int(np.prod(fs.config.row_shape))
+    head = {"format": FORMAT, "version": VERSION, "config": fs.config.to_dict(), "config_hash": fs.config.hash(),
+            "manifest_hash": manifest_hash, "data_root": data_root, "genres": list(fs.genres),
+            "row_shape": list(fs.config.row_shape), "shard_size": int(shard_size),
+            "n_shards": -(-len(tracks) // shard_size), "n_tracks": len(tracks)}
+    folder.mkdir(parents=True, exist_ok=True)
+    _atomic_write(folder / "settings.json", json.dumps(head).encode())
+    records = {}
+    for i, k in enumerate(range(0, len(tracks), shard_size)):
+        a, b = bounds[k], bounds[min(k + shard_size, len(tracks))]
+        starts = bounds[k : min(k + shard_size, len(tracks)) + 1] - a
+        entries = [[fs.track_ids[a + s], fs.row_genres[a + s], int(s), int(e),
+                    int(fs.window[a + s : a + e].max()) + 1] for s, e in zip(starts[:-1], starts[1:])]
+        ids = "\n".join(tracks[k : k + shard_size])
+        records[i] = _write_rows(folder, i, fs.X[a:b].reshape(b - a, width), fs.track_ids[a:b], fs.row_genres[a:b],
+                                 fs.window[a:b], fs.segment[a:b], entries, [],
+                                 hashlib.sha256(ids.encode()).hexdigest()[:16])
+    fake = Dataset(root=Path(data_root or "."), tracks=[], genres=list(fs.genres), skipped=list(fs.skipped))
+    return _finish(folder, head, list(range(len(records))), records, fake, [])
 
 
 def open_store(folder: str | Path) -> StoredFeatureSet:

@@ -100,3 +100,12 @@ def test_cli_features_store(tiny_tree, tmp_path, capsys):
     assert manifest["config"] == ref.config.to_dict()
     assert main(["features", str(tiny_tree), "--kind", "mfcc"]) == 2  # neither --out nor --store
     assert "give --out FILE" in capsys.readouterr().err
+
+
+def test_an_in_memory_or_cached_set_migrates_to_a_store(tiny_tree, tmp_path):
+    ds = dataset.scan(tiny_tree)
+    ref = features.extract(ds, features.FeatureConfig(), n_jobs=1, progress=False)  # cached as .npz
+    cached = features.FeatureSet.load(features.cache_path(ds, ref.config))
+    sfs = store.write_featureset(cached, tmp_path / "migrated", shard_size=5, manifest_hash=ds.manifest_hash())
+    assert sfs.manifest["n_shards"] == 3
+    _same(store.open_store(tmp_path / "migrated").load(), ref)

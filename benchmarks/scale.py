@@ -1,0 +1,230 @@
+"""The ``scale`` benchmark group (issue 11): the feature store, Dask and streaming training on many short clips.
+
+Run with ``benchmarks/bench.py --only scale`` (not part of the default ``make bench``: it takes minutes, and not
+run by the tests). Every measurement runs in a fresh subprocess (``--child``) that reports its own peak RSS
+(``resource.getrusage``), so one measurement's memory never counts in another's.
+
+- per-clip cost of each feature kind on one 30 s clip, one process, one thread (the basis of docs/scaling.md);
+- extraction of N generated 5 s clips into the store (``--store``) and in memory (``extract``), peak RSS of the
+  main process at two N: the store's must not grow with N, the in-memory one grows by the features' size;
+- a 2-worker LocalCluster against a 1-worker one on the same clips (speed ratio);
+- one seed_cnn epoch from the store (streamed) against in memory, on many MFCC segments, with peak RSS.
+
+The clips: 40 distinct 5 s demo clips (4 per genre) rendered once and hard-linked N times under GTZAN-like
+names, so generating 20,000 clips costs nothing; decoding and features cost the same for every file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "data" / "bench" / "scale"
+
+
+def make_clips(n: int, seconds: float = 5.0) -> Path:
+    """``n`` clips of ``seconds`` under WORK/clips-N/genres (hard links to 40 rendered clips)."""
+    import soundfile as sf
+
+    from genrelib import demo
+    from genrelib.config import GENRES
+
+    src = WORK / f"distinct-{seconds:g}s"
+    if not src.exists():
+        tmp = src.with_name(src.name + ".part")
+        tmp.mkdir(parents=True, exist_ok=True)
+        for g in GENRES:
+            for k in range(4):
+                sf.write(tmp / f"{g}.{k}.wav", demo.render(g, seconds, seed=demo.track_seed(11, g, k)), 22050,
+                         subtype="PCM_16")
+        tmp.rename(src)
+    root = WORK / f"clips-{n}-{seconds:g}s" / "genres"
+    if not root.exists():
+        tmp = root.parent.with_name(root.parent.name + ".part")
+        shutil.rmtree(tmp, ignore_errors=True)
+        for i in range(n):
+            g = GENRES[i % 10]
+            d = tmp / "genres" / g
+            d.mkdir(parents=True, exist_ok=True)
+            os.link(src / f"{g}.{(i // 10) % 4}.wav", d / f"{g}.{i // 10:05d}.wav")
+        tmp.rename(root.parent)
+    return root
+
+
+def _rss() -> dict:
+    # This process only: local pool workers are children of the forkserver and Dask workers of their nanny, so
+    # RUSAGE_CHILDREN does not see them; each worker holds one shard at a time.
+    return {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def child(argv: list[str]) -> dict:
+    """One measurement, in this (fresh) process."""
+    from genrelib import dataset, features, store
+
+    mode = argv[0]
+    if mode == "kind-cost":  # per 30 s clip, one process, one thread
+        from threadpoolctl import threadpool_limits
+
+        import soundfile as sf
+
+        from genrelib import demo
+
+        kind = argv[1]
+        clip = WORK / "clip30.wav"
+        if not clip.exists():
+            WORK.mkdir(parents=True, exist_ok=True)
+            sf.write(clip, demo.render("rock", 30.0, seed=7), 22050, subtype="PCM_16")
+        cfg = features.FeatureConfig(kind=kind)
+        with threadpool_limits(1):
+            features.file_features(clip, cfg)  # imports, model load, tracing
+            times = []
+            for _ in range(3 if kind in ("summary", "musicnn") else 10):
+                t = time.perf_counter()
+                features.file_features(clip, cfg)
+                times.append(time.perf_counter() - t)
+        return {"kind": kind, "best_seconds": min(times), "median_seconds": sorted(times)[len(times) // 2]}
+    if mode in ("extract-store", "extract-memory"):
+        root, kind, jobs = Path(argv[1]), argv[2], int(argv[3])
+        ds = dataset.scan(root, check=False)
+        cfg = features.FeatureConfig(kind=kind)
+        t = time.perf_counter()
+        if mode == "extract-store":
+            out = WORK / "stores" / f"{root.parent.name}"
+            shutil.rmtree(out, ignore_errors=True)
+            sfs = store.extract_to_store(ds, cfg, out, n_jobs=jobs, progress=False)
+            rows = len(sfs)
+        else:
+            fs = features.extract(ds, cfg, n_jobs=jobs, use_cache=False, progress=False)
+            rows = len(fs)
+        return {"clips": len(ds.tracks), "rows": rows, "seconds": time.perf_counter() - t, **_rss()}
+    if mode == "cluster":
+        from distributed import Client, LocalCluster
+
+        root, workers = Path(argv[1]), int(argv[2])
+        ds = dataset.scan(root, check=False)
+        cfg = features.FeatureConfig(kind="mel")
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
+                Client(lc) as client:
+            client.run(lambda: __import__("genrelib.store"))  # imports paid before the clock starts
+            out = WORK / "stores" / f"cluster-{workers}"
+            shutil.rmtree(out, ignore_errors=True)
+            t = time.perf_counter()
+            sfs = store.extract_to_store(ds, cfg, out, scheduler=client, progress=False)
+            seconds = time.perf_counter() - t
+        return {"workers": workers, "clips": len(ds.tracks), "rows": len(sfs), "seconds": seconds, **_rss()}
+    if mode in ("train-store", "train-memory"):
+        import numpy as np
+
+        from genrelib.train import TrainConfig, fit
+
+        sfs = store.open_store(argv[1])
+        tracks = np.array(sfs.tracks)
+        valid_ids = set(tracks[::50].tolist())  # 2% for validation; the epoch is timed over the rest
+        split = {t: "valid" if t in valid_ids else "train" for t in tracks}
+        parts = sfs.split(split)
+        train, valid = parts["train"], parts["valid"]
+        if mode == "train-memory":
+            train, valid = train.load(), valid.load()
+        cfg = TrainConfig(family="seed_cnn", epochs=1, seed=1, batch_size=32)
+        t = time.perf_counter()
+        model, _ = fit(train, valid, cfg)
+        return {"segments": len(train), "seconds": time.perf_counter() - t,
+                "fit_seconds": model.info["train_seconds"], **_rss()}
+    raise SystemExit(f"unknown child mode {mode}")
+
+
+def run_child(*args: str) -> dict:
+    """Run ``child(args)`` in a fresh ``nice -n 5`` process; its JSON result."""
+    cmd = ["nice", "-n", "5", sys.executable, str(Path(__file__).resolve()), "--child", *map(str, args)]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def training_store(segments: int) -> Path:
+    """A store of ``segments`` MFCC segments: the segments of 40 distinct 30 s demo clips, tiled under new
+    track ids (64 tracks, 640 segments per shard)."""
+    import numpy as np
+
+    from genrelib import dataset, features, store
+
+    folder = WORK / f"train-store-{segments}"
+    if (folder / "manifest.json").exists():
+        return folder
+    clips = make_clips(40, seconds=30.0)
+    fs = features.extract(dataset.scan(clips, check=False), features.FeatureConfig(), use_cache=False,
+                          progress=False)
+    per = len(fs) // len(fs.tracks)  # 10 segments per 30 s clip
+    keep = (segments // per) * per  # whole tracks only
+    reps = -(-keep // len(fs))
+    tile = lambda a: np.concatenate([a] * reps)[:keep]  # noqa: E731
+    ids = np.concatenate([np.char.add(fs.track_ids.astype(str), f"#{r}") for r in range(reps)])[:keep]
+    big = features.FeatureSet(X=tile(fs.X), track_ids=ids, window=tile(fs.window), segment=tile(fs.segment),
+                              row_genres=tile(fs.row_genres), genres=fs.genres, config=fs.config)
+    shutil.rmtree(folder, ignore_errors=True)
+    store.write_featureset(big, folder, shard_size=64)
+    return folder
+
+
+def bench_scale(n_small: int = 1000, n_large: int = 4000, n_cluster: int = 2000, segments: int = 30_000) -> dict:
+    out: dict = {"cpus": os.cpu_count(), "load_average_before": os.getloadavg()}
+    out["kind_cost"] = {k: run_child("kind-cost", k) for k in ("mfcc", "mel", "summary", "musicnn")}
+    out["extract"] = []
+    for n in (n_small, n_large):
+        root = make_clips(n)
+        out["extract"].append({"clips": n, "store": run_child("extract-store", root, "mel", 2),
+                               "memory": run_child("extract-memory", root, "mel", 2)})
+    root = make_clips(n_cluster)
+    one, two = run_child("cluster", root, 1), run_child("cluster", root, 2)
+    out["cluster"] = {"one_worker": one, "two_workers": two, "speedup": one["seconds"] / two["seconds"]}
+    folder = training_store(segments)
+    mem, st = run_child("train-memory", folder), run_child("train-store", folder)
+    out["train"] = {"memory": mem, "store": st, "store_speed_vs_memory": mem["seconds"] / st["seconds"]}
+    out["load_average_after"] = os.getloadavg()
+    return out
+
+
+def report(r: dict) -> None:
+    print(f"scale group on {r['cpus']} CPUs, load average before {r['load_average_before'][0]:.1f}, "
+          f"after {r['load_average_after'][0]:.1f} (shared machine: ratios are noisy)")
+    print("  per-clip cost, one 30 s clip, 1 process, 1 thread (best; median):")
+    for k, c in r["kind_cost"].items():
+        print(f"    {k:<8} {c['best_seconds']:.3f} s; {c['median_seconds']:.3f} s")
+    print("  mel extraction of 5 s clips, 2 processes (peak RSS of the main process):")
+    for e in r["extract"]:
+        s, m = e["store"], e["memory"]
+        print(f"    {e['clips']:>6} clips: store {s['seconds']:6.1f} s {s['peak_rss_mb']:6.0f} MB; "
+              f"in memory {m['seconds']:6.1f} s {m['peak_rss_mb']:6.0f} MB")
+    c = r["cluster"]
+    print(f"  LocalCluster on {c['one_worker']['clips']} clips: 1 worker {c['one_worker']['seconds']:.1f} s, "
+          f"2 workers {c['two_workers']['seconds']:.1f} s: {c['speedup']:.2f}x (target >= 1.6x)")
+    t = r["train"]
+    print(f"  seed_cnn, one epoch on {t['store']['segments']} MFCC segments: in memory {t['memory']['seconds']:.1f} s "
+          f"peak {t['memory']['peak_rss_mb']:.0f} MB; from the store {t['store']['seconds']:.1f} s peak "
+          f"{t['store']['peak_rss_mb']:.0f} MB; store speed {t['store_speed_vs_memory']:.2f}x of in memory "
+          "(target >= 0.8x, peak < 2 GB)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        print(json.dumps(child(sys.argv[2:])))
+    else:
+        import argparse
+
+        p = argparse.ArgumentParser(description=__doc__)
+        p.add_argument("--small", type=int, default=1000)
+        p.add_argument("--large", type=int, default=4000)
+        p.add_argument("--cluster", type=int, default=2000)
+        p.add_argument("--segments", type=int, default=30_000)
+        a = p.parse_args()
+        res = bench_scale(a.small, a.large, a.cluster, a.segments)
+        report(res)
+        print(json.dumps(res))
