@@ -19,6 +19,13 @@ PER_GENRE ?= 30
 # PARAMS: notebook parameter overrides, e.g. PARAMS="-p epochs 5 -p family mel_cnn"
 PARAMS ?=
 PORT ?= 5000
+# make server: a team MLflow tracking server (BACKEND=postgresql://user:pw@host/db for a team's database)
+SERVER_PORT ?= 5050
+SERVER_HOST ?= 127.0.0.1
+BACKEND ?= sqlite:///$(CURDIR)/mlruns/server.db
+ARTIFACTS ?= $(CURDIR)/mlruns/server-artifacts
+WORKERS ?= 2
+ALLOWED_HOSTS ?=
 GL := $(VENV)/bin/genrelib
 DATA_DIR = $(or $(DATA),$(DEMO_DIR)/genres)
 PERSONAL_DIR = $(or $(PERSONAL),$(DEMO_DIR)/personal)
@@ -27,7 +34,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export TF_CPP_MIN_LOG_LEVEL := 3
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: help env test run-all demo bench clean eda features train evaluate personal compare lab ui
+.PHONY: help env test run-all demo bench clean eda features train evaluate personal compare lab ui server
 
 help: ## show this help
 	@echo "genrelib - make targets:"
@@ -72,8 +79,15 @@ lab: $(STAMP) ## start JupyterLab on notebooks/ with the project's kernel (named
 	$(VENV)/bin/jupyter lab --notebook-dir notebooks --ip 127.0.0.1 $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 ui: $(STAMP) ## start the MLflow UI on 127.0.0.1 (PORT=5000) against the project's store
-	@$(PY) -c "from genrelib import tracking; print('genrelib runs:', tracking.ui_url(port=$(PORT)))"
-	$(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port $(PORT)
+	@case "$(MLFLOW_TRACKING_URI)" in http://*|https://*) \
+	  $(PY) -c "from genrelib import tracking; print('the tracking server serves the UI; genrelib runs:', tracking.ui_url())"; \
+	  exit 0;; esac; \
+	$(PY) -c "from genrelib import tracking; print('genrelib runs:', tracking.ui_url(port=$(PORT)))" && \
+	exec $(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port $(PORT)
+
+server: $(STAMP) ## team tracking server on 127.0.0.1:SERVER_PORT (5050), SQL store + proxied artifacts (BACKEND=postgresql://...)
+	@$(PY) scripts/tracking_server.py --backend '$(BACKEND)' --artifacts '$(ARTIFACTS)' --host $(SERVER_HOST) \
+	  --port $(SERVER_PORT) --workers $(WORKERS) --allowed-hosts '$(ALLOWED_HOSTS)'
 
 bench: $(STAMP) ## benchmarks (speed and size, as ratios against baselines in the same run)
 	$(PY) benchmarks/bench.py

@@ -536,6 +536,8 @@ def _overrides(pairs) -> dict:
 def _ui_command() -> str:
     from . import tracking
 
+    if tracking.is_server():  # a tracking server (make server) serves its own UI
+        return f"the tracking server at {tracking.tracking_uri()} serves it"
     return f"mlflow ui --backend-store-uri {tracking.tracking_uri()} --host 127.0.0.1 --port 5000   (or: make ui)"
 
 
