@@ -258,10 +258,25 @@ def git_commit() -> str:
 
 def _standard_tags(tags: dict | None) -> dict:
     # pid, its start time and the host let reap_orphan_runs tell a run whose process was killed (SIGKILL, power
-    # loss) from one still working; the start time tells a reused pid from the run's own process.
+    # loss) from one still working; the start time tells a reused pid from the run's own process. On a shared
+    # tracking server the machine id keeps two machines of the same host name from reaping each other's runs.
     pid = os.getpid()
+    machine = {"genrelib.machine_id": _machine_id()} if _machine_id() else {}
     return {"genrelib.version": __version__, "genrelib.git_commit": git_commit(), "genrelib.pid": str(pid),
-            "genrelib.pid_start": _process_start(pid), "genrelib.host": socket.gethostname(), **(tags or {})}
+            "genrelib.pid_start": _process_start(pid), "genrelib.host": socket.gethostname(), **machine,
+            **(tags or {})}
+
+
+def _machine_id() -> str:
+    """This machine's id (systemd's ``/etc/machine-id``, stable across reboots), or "" where there is none."""
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            found = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if found:
+            return found
+    return ""
 
 
 def _process_start(pid: int) -> str:
@@ -302,10 +317,11 @@ def reap_orphan_runs() -> list[str]:
 
     A process killed with SIGKILL (or by a power cut, or the OOM killer) cannot end its MLflow run, which would
     otherwise stay RUNNING forever. Every run genrelib starts records its process (``genrelib.pid``,
-    ``genrelib.pid_start``) and machine (``genrelib.host``); this finds, in one search of the store, the RUNNING
-    runs of this host, and ends those whose process no longer exists as FAILED, with a ``genrelib.end_reason``
-    tag. Runs without these tags (started by other tools, or by older genrelib) are left alone. :func:`setup`
-    calls it once per process and store.
+    ``genrelib.pid_start``) and machine (``genrelib.host``, and ``genrelib.machine_id`` where the machine has one);
+    this finds, in one search of the store, the RUNNING runs of this host, and ends those whose process no longer
+    exists as FAILED, with a ``genrelib.end_reason`` tag. Runs without these tags (started by other tools, or by
+    older genrelib) are left alone, and so are runs of another machine with the same host name (another machine
+    id), which a shared tracking server holds side by side. :func:`setup` calls it once per process and store.
 
     Returns
     -------
@@ -323,6 +339,8 @@ def reap_orphan_runs() -> list[str]:
             pid = int(tags["genrelib.pid"])
         except (KeyError, ValueError):
             continue
+        if tags.get("genrelib.machine_id", _machine_id()) != _machine_id():
+            continue  # another machine that has this host name (a shared tracking server): not ours to judge
         if _process_alive(pid, tags.get("genrelib.pid_start", "")):
             continue
         client.set_tag(run.info.run_id, "genrelib.end_reason",

@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -149,6 +150,24 @@ def test_a_server_command_refuses_what_mlflow_would_not_serve(tmp_path):
     backend = cmd[cmd.index("--backend-store-uri") + 1]
     assert backend == f"sqlite:///{Path('rel/s.db').resolve()}" and "--serve-artifacts" in cmd
     assert cmd[cmd.index("--artifacts-destination") + 1] == str((tmp_path / "a").resolve())
+
+
+def test_a_shared_store_keeps_runs_of_a_machine_with_the_same_host_name():
+    # on a team server, two machines may share a host name: the orphan reaper must only judge its own machine's runs
+    tracking.setup()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    mc = mlflow.MlflowClient()
+    exp = mlflow.get_experiment_by_name(tracking.EXPERIMENT).experiment_id
+    here = {"genrelib.pid": str(dead.pid), "genrelib.host": socket.gethostname()}
+    twin = mc.create_run(exp, tags=here | {"genrelib.machine_id": "0" * 32}).info.run_id
+    mine = mc.create_run(exp, tags=here | {"genrelib.machine_id": tracking._machine_id()}).info.run_id
+    if tracking._machine_id():
+        assert tracking.reap_orphan_runs() == [mine]
+        assert mc.get_run(twin).info.status == "RUNNING" and mc.get_run(mine).info.status == "FAILED"
+    else:  # a machine without an id cannot tell its runs from a twin's: it leaves every run with an id alone
+        assert tracking.reap_orphan_runs() == []
+    assert "genrelib.machine_id" in mc.get_run(tracking.create_parent_run("p")).data.tags or not tracking._machine_id()
 
 
 #: A PostgreSQL database to test the team backend against, e.g. postgresql://genrelib:pw@127.0.0.1:5432/mlflow
