@@ -485,7 +485,7 @@ def train(
             raise ModelError("waveform copies (--aug-copies) are not written to a feature store; leave out "
                              "--aug-copies or --store")
         fs = extract_to_store(ds, fcfg, store, n_jobs=n_jobs, scheduler=scheduler, progress=progress)
-    have = set(fs.track_ids.tolist())  # tracks that could not be decoded have no rows and drop out of every part
+    have = set(fs.tracks)  # tracks that could not be decoded have no rows and drop out of every part
     problems = check_split({t: p for t, p in split.items() if t in have}, ds, config)
     if problems:
         logger.warning("training anyway (force): %s", "; ".join(problems))
