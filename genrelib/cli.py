@@ -590,7 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     d.add_argument("--overlap", type=float, default=None, metavar="X",
                    help="how much the genres overlap, from 0 (distinct genres, clean production: easy) to 1 "
-                        "(crossover tracks, varied production); default 0.25, tuned so that genrelib's CNN families "
+                        "(crossover tracks, varied production); default 0.2, tuned so that genrelib's CNN families "
                         "score 60-90%% per track")
     d.add_argument("--personal", type=int, default=0, metavar="N",
                    help="instead, write N longer 'personal' songs (1-3 min; mp3, flac, wav, ogg)")

@@ -286,7 +286,7 @@ NEIGHBOURS: dict[str, tuple[str, ...]] = {
 
 #: The default overlap of :func:`render` and :func:`make_demo`: tuned so that genrelib's Keras families land
 #: between 60% and 90% per-track test accuracy on the default demo (30 tracks per genre, seed 0), as on real music.
-DEFAULT_OVERLAP = 0.25
+DEFAULT_OVERLAP = 0.2
 
 #: Production drawn for every track whatever its genre, mixed with the genre's own by ``overlap``.
 _ANY_REVERB, _ANY_NOISE = (0.0, 0.5), (0.0, 0.04)
