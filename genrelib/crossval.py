@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -209,8 +210,32 @@ def _grouped_splits(dataset: Dataset, ids: np.ndarray, y: np.ndarray, group: str
             if n_inner < 2:
                 raise DatasetError(f"grouped by {group}, a fold's training part holds a single group; use smaller "
                                    "groups or fewer folds")
-            tr, va = next(StratifiedGroupKFold(n_splits=n_inner, shuffle=True, random_state=seed + r)
-                          .split(rest, y[rest], groups[rest]))
+            # Of the inner folds, the first whose training part keeps every genre of the rest; else the first that
+            # still has validation groups once the validation groups of a genre missing from training go back to
+            # training (validation only stops early; a genre never trained on cannot be predicted).
+            inner_folds = []
+            for n in range(n_inner, 1, -1):  # fewer inner folds when a genre has fewer tracks than folds
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", UserWarning)  # "the least populated class has only 2"
+                        inner_folds = list(StratifiedGroupKFold(n_splits=n, shuffle=True, random_state=seed + r)
+                                           .split(rest, y[rest], groups[rest]))
+                    break
+                except ValueError:
+                    continue
+            genres_rest = set(y[rest].tolist())
+            candidates = []
+            for a, b in inner_folds:
+                lost = genres_rest - set(y[rest[a]].tolist())
+                back = np.isin(y[rest[b]], list(lost))
+                candidates.append((not lost, np.concatenate([a, b[back]]), b[~back]))
+            usable = [c for c in candidates if len(c[2])]
+            if not usable:
+                raise DatasetError(
+                    f"grouped by {group}, a fold of {folds} leaves no group for validation once every genre keeps a "
+                    "training group (a genre has too few groups); use fewer folds, smaller groups (blocks:N with a "
+                    "smaller N), or leave the genres with few groups out")
+            _, tr, va = next((c for c in usable if c[0]), usable[0])
             split = {i: "train" for i in ids[rest[tr]]}
             split.update({i: "valid" for i in ids[rest[va]]})
             split.update({i: "test" for i in ids[test]})

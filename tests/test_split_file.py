@@ -135,6 +135,7 @@ def test_grouped_folds_never_put_a_group_in_two_parts(group):
         assert all(len(p) == 1 for p in part_of_group.values()), "a group in two parts of a fold"
         assert set(s.values()) == {"train", "valid", "test"}
         assert {t.split("/")[0] for t, p in s.items() if p == "test"} == set(ds.genres)  # every genre tested
+        assert {t.split("/")[0] for t, p in s.items() if p == "train"} == set(ds.genres)  # and trained on
     assert splits == cv_splits(ds, folds=4, repeats=2, seed=1, group=group)
 
 
@@ -145,6 +146,13 @@ def test_grouping_is_refused_where_it_means_nothing(tiny_tree, capsys):
         cv_splits(mine, folds=2, group="blocks:10")
     ds = fake_gtzan([f"rock/rock.{n:05d}.wav" for n in range(20)] + [f"pop/pop.{n:05d}.wav" for n in range(20)])
     assert cv_groups(ds, "blocks:10")[:11] == ["rock:block0"] * 10 + ["rock:block1"]
+    # pop's two groups in 2 folds: one is tested, the other must be trained on, never used for validation
+    four = fake_gtzan([f"rock/rock.{n:05d}.wav" for n in range(40)] + [f"pop/pop.{n:05d}.wav" for n in range(20)])
+    for s in cv_splits(four, folds=2, repeats=3, seed=0, group="blocks:10"):
+        assert {t.split("/")[0] for t, p in s.items() if p == "train"} == {"pop", "rock"}
+        assert {t.split("/")[0] for t, p in s.items() if p == "valid"} == {"rock"}
+    with pytest.raises(DatasetError, match=r"leaves no group for validation once every genre keeps a training group"):
+        cv_splits(ds, folds=2, group="blocks:10")  # 2 groups of each genre: nothing left to validate on
     with pytest.raises(DatasetError, match=r"needs at least 3 groups of every genre .*pop has 2, rock has 2\. Use "
                                            r"fewer folds, smaller groups"):
         cv_splits(ds, folds=3, group="blocks:10")
