@@ -6,6 +6,7 @@ Errors in the input end the command with a one-line message on stderr and exit c
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -25,7 +26,15 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
     def existing() -> set:
         return {p for p in Path(args.out).rglob("*") if p.is_file() and p.name != demo.MARKER}
 
-    before = existing()
+    if args.personal:
+        settings = demo.demo_settings("personal", seed=args.seed, overlap=args.overlap, sr=demo.SR)
+    else:
+        settings = demo.demo_settings("genres", seed=args.seed, overlap=args.overlap, sr=demo.SR,
+                                      seconds=args.seconds)
+    old = demo.recorded_settings(args.out)
+    # files made with other settings or by an older generator are written again (counted as written, not kept)
+    stale = old is not None and {k: old.get(k) for k in settings} != settings
+    before = set() if stale else existing()
     if args.personal:
         paths = demo.make_personal(args.out, n=args.personal, seed=args.seed, progress=sys.stderr.isatty(),
                                    overlap=args.overlap)
@@ -36,7 +45,9 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
         what = f"{args.per_genre} synthetic tracks per genre ({args.seconds:g} s each)"
     written = len(existing() - before)
     kept = f", {len(before)} already there and kept" if before else ""
-    print(f"{what} under {args.out}: {written} written{kept}")
+    redone = (f" (the folder held music made {'with ' + json.dumps(old) if old else 'by an older demo generator'}"
+              f": written again with overlap {settings['overlap']:g}, seed {args.seed})") if stale else ""
+    print(f"{what} under {args.out}: {written} written{kept}{redone}")
     print("note: this music is synthetic; results on it say nothing about real music")
     return 0
 
