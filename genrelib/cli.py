@@ -31,9 +31,9 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
     else:
         settings = demo.demo_settings("genres", seed=args.seed, overlap=args.overlap, sr=demo.SR,
                                       seconds=args.seconds)
-    old = demo.recorded_settings(args.out)
+    old = demo.stale_settings(args.out, settings)
     # files made with other settings or by an older generator are written again (counted as written, not kept)
-    stale = old is not None and {k: old.get(k) for k in settings} != settings
+    stale = old is not None
     before = set() if stale else existing()
     if args.personal:
         paths = demo.make_personal(args.out, n=args.personal, seed=args.seed, progress=sys.stderr.isatty(),

@@ -614,13 +614,23 @@ def demo_settings(kind: str, *, seed: int, overlap: float | None, sr: int, secon
     return settings
 
 
+def stale_settings(out: str | Path, settings: dict) -> dict | None:
+    """The settings recorded in the demo folder ``out`` when they differ from ``settings`` in any key ``settings``
+    has (``{}``: written by an older generator that recorded none); None when they agree or ``out`` is no demo
+    folder."""
+    old = recorded_settings(out)
+    if old is None or {k: old.get(k) for k in settings} == settings:
+        return None
+    return old
+
+
 def _replace_stale(out: Path, settings: dict, pattern: str) -> int:
     """Delete the demo files (``pattern`` under ``out``) written with other settings or by an older generator,
     so that a re-run (``make run-all`` on an old checkout) gets the music of today's settings; returns how many.
 
     Only files of a folder that carries genrelib's demo marker are touched: they are genrelib's own output."""
-    old = recorded_settings(out)
-    if old is None or old == settings:
+    old = stale_settings(out, settings)
+    if old is None:
         return 0
     stale = sorted(out.glob(pattern))
     for p in stale:
