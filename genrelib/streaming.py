@@ -7,8 +7,8 @@
   (:func:`band_stats`, Chan's pairwise merge of each shard's two-pass mean and sum of squares), equal to the
   in-memory two-pass statistics to float64 rounding;
 - the training stream (:func:`training_stream`) reads shards in a seeded random order, a new order every epoch,
-  and draws batches at random from a bounded buffer of ``shuffle_buffer`` rows plus the shard just read. What
-  is in memory at once: that buffer and a few prefetched batches;
+  and draws rows at random from a bounded ``tf.data`` shuffle buffer of ``shuffle_buffer`` rows. What is in
+  memory at once: that buffer, the shard being read and a few prefetched batches;
 - validation rows are streamed the same way, unshuffled; augmentation (:mod:`genrelib.input_pipeline`'s
   :func:`~genrelib.input_pipeline.augment_batch`) applies to the training batches exactly as in memory.
 
@@ -66,71 +66,49 @@ def set_standardization(model, mean: np.ndarray, var: np.ndarray) -> None:
     layer.finalize_state()
 
 
-def _rows(part: StoredFeatureSet, *, seed: int | None):
-    """A tf.data stream of ``(rows, labels)`` chunks, one per shard: seeded random shard order and in-shard
-    permutation, a new one every pass (``seed`` None: stored order)."""
+def _shards(part: StoredFeatureSet, *, seed: int | None):
+    """A tf.data stream of ``(rows, labels)`` chunks, one per shard: in a seeded random order, a new one every
+    pass (``seed`` None: the stored order).
+
+    The stream is native tf.data (the shard positions) with one ``tf.numpy_function`` per shard that reads it,
+    not ``tf.data.Dataset.from_generator``: a Python generator feeding ``model.fit`` kept the two cores busy
+    handing the interpreter lock back and forth (system time 13 s against 2 s for the same epoch) and trained at
+    0.55x of the in-memory speed even when it only yielded batches already in memory; reading a shard per
+    ``numpy_function`` call trains at the in-memory speed (docs/scaling.md).
+    """
     import tensorflow as tf
 
     shards = part.shards()
-    passes = [0]
+    row_shape = tuple(part.config.row_shape)
 
-    def gen():
-        rng = None if seed is None else np.random.default_rng([seed, passes[0]])
-        passes[0] += 1
-        order = shards if rng is None else [shards[i] for i in rng.permutation(len(shards))]
-        for s in order:
-            d = part.read_shard(s, columns=("x",))
-            x, y = d["x"], d["labels"].astype(np.int32)
-            if rng is not None:
-                p = rng.permutation(len(x))
-                x, y = x[p], y[p]
-            yield x, y
+    def read(i):
+        d = part.read_shard(shards[int(i)], columns=("x",))
+        return np.ascontiguousarray(d["x"], np.float32), d["labels"].astype(np.int32)
 
-    spec = (tf.TensorSpec((None, *part.config.row_shape), tf.float32), tf.TensorSpec((None,), tf.int32))
-    return tf.data.Dataset.from_generator(gen, output_signature=spec)
+    def load(i):
+        x, y = tf.numpy_function(read, [i], (tf.float32, tf.int32))
+        x.set_shape((None, *row_shape))
+        y.set_shape((None,))
+        return x, y
+
+    order = tf.data.Dataset.range(len(shards))
+    if seed is not None:
+        order = order.shuffle(max(1, len(shards)), seed=seed, reshuffle_each_iteration=True)
+    return order.map(load)
 
 
 def training_stream(part: StoredFeatureSet, *, batch_size: int, seed: int,
                     shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER):
     """Shuffled ``(x, label)`` batches of ``part``, one pass per iteration (x without the channel axis).
 
-    The bounded shuffle runs in numpy on whole shards rather than row by row in tf.data (``unbatch``, ``shuffle``,
-    ``batch``; not clearly faster on the shared machine: an epoch from the store at 0.56x of the in-memory speed
-    before, 0.61x and 0.52x after). Shards come in a seeded random order, a new one each pass; each shard's rows
-    join a buffer, the buffer is permuted, and all but ``shuffle_buffer`` of its rows leave as full batches; at
-    the end of a pass the rest leaves, permuted. Each batch is a uniform random draw from the
-    buffer, as with ``tf.data.Dataset.shuffle``; at most ``shuffle_buffer`` plus one shard's rows are held.
+    Shards come in a seeded random order, a new one each pass (:func:`_shards`); their rows go through a seeded
+    ``tf.data`` shuffle buffer of ``shuffle_buffer`` rows (a new draw each pass) and leave in batches of
+    ``batch_size``. Each row leaves once per pass. At most ``shuffle_buffer`` rows, the shard being read and a
+    few prefetched batches are held.
     """
-    import tensorflow as tf
-
-    shards = part.shards()
-    passes = [0]
-    buffer_rows, batch = max(0, int(shuffle_buffer)), int(batch_size)
-
-    def gen():
-        rng = np.random.default_rng([seed, passes[0]])
-        passes[0] += 1
-        bx = np.zeros((0, *part.config.row_shape), np.float32)
-        by = np.zeros(0, np.int32)
-        for i in rng.permutation(len(shards)):
-            d = part.read_shard(shards[i], columns=("x",))
-            bx = np.concatenate([bx, d["x"]])
-            by = np.concatenate([by, d["labels"].astype(np.int32)])
-            out = (len(bx) - buffer_rows) // batch * batch
-            if out <= 0:
-                continue
-            p = rng.permutation(len(bx))
-            bx, by = bx[p], by[p]
-            for k in range(0, out, batch):
-                yield bx[k : k + batch], by[k : k + batch]
-            bx, by = bx[out:], by[out:]
-        p = rng.permutation(len(bx))
-        bx, by = bx[p], by[p]
-        for k in range(0, len(bx), batch):
-            yield bx[k : k + batch], by[k : k + batch]
-
-    spec = (tf.TensorSpec((None, *part.config.row_shape), tf.float32), tf.TensorSpec((None,), tf.int32))
-    return tf.data.Dataset.from_generator(gen, output_signature=spec)
+    return (_shards(part, seed=seed).unbatch()
+            .shuffle(max(1, int(shuffle_buffer)), seed=seed, reshuffle_each_iteration=True)
+            .batch(int(batch_size)))
 
 
 def fit_stream(model, train: StoredFeatureSet, valid: StoredFeatureSet, config, *, class_weight: dict | None,
@@ -169,7 +147,7 @@ def fit_stream(model, train: StoredFeatureSet, valid: StoredFeatureSet, config, 
     else:
         stream = batches.repeat().map(lambda x, y: (x[..., None], y))
     # Both streams repeat and say how many batches a pass has: Keras then reads exactly one pass per epoch.
-    val = (_rows(valid, seed=None).unbatch().batch(512).map(lambda x, y: (x[..., None], valid_y(y)))
+    val = (_shards(valid, seed=None).unbatch().batch(512).map(lambda x, y: (x[..., None], valid_y(y)))
            .repeat().prefetch(tf.data.AUTOTUNE))
     return model.fit(stream.prefetch(tf.data.AUTOTUNE), steps_per_epoch=steps, validation_data=val,
                      validation_steps=int(np.ceil(len(valid) / 512)), epochs=config.epochs, callbacks=callbacks,
