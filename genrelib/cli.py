@@ -205,7 +205,7 @@ def _cmd_cv(args: argparse.Namespace, cfg) -> int:
         raise DatasetError(f"--cv makes its own folds; leave out --split {cfg.split}"
                            + (f" / --split-file {cfg.split_file}" if cfg.split_file else ""))
     res = cross_validate(args.data, cfg, folds=args.cv, repeats=args.repeats, group=args.group, n_jobs=args.jobs,
-                         progress=sys.stderr.isatty())
+                         progress=sys.stderr.isatty(), scheduler=args.scheduler, store=args.store)
     grouped = f", grouped by {args.group} (an approximation of artist groups)" if args.group else ""
     print(f"{args.model}: {args.cv}-fold cross-validation by track{grouped}, {args.repeats} repeat(s), seed {args.seed}")
     print(res.table().to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -214,6 +214,20 @@ def _cmd_cv(args: argparse.Namespace, cfg) -> int:
         print(f"{label:<17} {res.mean[key]:.3f} +- {res.std[key]:.3f} (mean +- sd over {len(res.folds)} folds)")
     print(f"logged as run {res.run_id} (one nested run per fold; fold models are not registered)")
     return 0
+
+
+_STREAMED = (": the data set is never held in memory; the Keras families stream its shards through a bounded "
+             "shuffle buffer")
+
+
+def _add_scale_options(p: argparse.ArgumentParser, use: str) -> None:
+    """``--scheduler`` and ``--store`` of the commands that extract features (train, sweep, evaluate)."""
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="extract the features on a Dask cluster (as `genrelib features --scheduler`): tcp://HOST:8786 "
+                        "or local:N; default: local processes")
+    p.add_argument("--store", default=None, metavar="DIR",
+                   help="extract into the sharded feature store under DIR (as `genrelib features --store`, resuming "
+                        f"what is there) and {use} (docs/scaling.md)")
 
 
 #: TrainConfig fields set by `train` and `sweep` options of the same name (dashes for underscores).
@@ -289,7 +303,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     space = parse_space(args.param, args.model)  # a bad --param is an error before anything is read
     cfg = _train_config(args)
     res = sweep(args.data, cfg, trials=args.trials, space=space, prune=not args.no_prune, n_jobs=args.jobs,
-                register=not args.no_register, progress=sys.stderr.isatty())
+                register=not args.no_register, progress=sys.stderr.isatty(), scheduler=args.scheduler,
+                store=args.store)
     print(f"sweep {res.run_id}: {args.trials} trials of {args.model} on the validation tracks of {args.data} "
           f"(split {cfg.split}, seed {args.seed}); objective: {OBJECTIVE}, lower is better")
     print(f"searched: {'; '.join(map(str, space.values()))}")
@@ -364,7 +379,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .predict import load_model
 
     model = load_model(args.model)
-    report = evaluate_folder(model, args.data, part=args.part, n_jobs=args.jobs, progress=sys.stderr.isatty())
+    report = evaluate_folder(model, args.data, part=args.part, n_jobs=args.jobs, progress=sys.stderr.isatty(),
+                             scheduler=args.scheduler, store=args.store)
     print(f"{model.family} model on {args.data}" + (f" ({args.part} part of its split)" if args.part else "")
           + f": {len(report.track_ids)} tracks")
     if report.part is not None:
@@ -663,13 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--class-weights", action="store_true", help="weight genres inversely to their frequency")
     t.add_argument("--jobs", type=int, default=None, help="feature-extraction processes")
-    t.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="extract the features on a Dask cluster (as `genrelib features --scheduler`): tcp://HOST:8786 "
-                        "or local:N; default: local processes")
-    t.add_argument("--store", default=None, metavar="DIR",
-                   help="extract into the sharded feature store under DIR (as `genrelib features --store`, resuming "
-                        "what is there) and train from it: the Keras families stream its shards through a bounded "
-                        "shuffle buffer and never hold the data set in memory (docs/scaling.md)")
+    _add_scale_options(t, f"train from it (with --cv: every fold){_STREAMED}")
     t.add_argument("--no-register", action="store_true", help="do not register the model")
     t.add_argument("--promote", action="store_true",
                    help="move the family's registry alias (genre-classifier@<family>) to this version even if it "
@@ -716,6 +726,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--batch-size", type=int, default=32, help="batch size when not searched")
     sw.add_argument("--class-weights", action="store_true", help="weight genres inversely to their frequency")
     sw.add_argument("--jobs", type=int, default=None, help="feature-extraction processes")
+    _add_scale_options(sw, f"run every trial and the retrained best from it{_STREAMED}")
     sw.add_argument("--no-register", action="store_true", help="do not register the best model")
     sw.add_argument("--force", action="store_true", help="as for train")
     _add_training_options(sw)
@@ -728,6 +739,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate only the tracks of DATA in this part of the model's own split (its recorded "
                         "track lists; DATA is never re-split)")
     e.add_argument("--jobs", type=int, default=None)
+    _add_scale_options(e, "predict shard by shard, never holding the features in memory (not for ensembles)")
     e.add_argument("--no-log", action="store_true", help="do not log the evaluation to MLflow")
     e.set_defaults(func=_cmd_evaluate)
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from .dataset import Dataset, gtzan_split_lists, scan, track_key
 from .errors import DatasetError, ModelError
-from .features import FeatureConfig, extract
+from .features import FeatureConfig
 from .models import FAMILIES, KERAS_FAMILIES
 
 logger = logging.getLogger(__name__)
@@ -276,7 +276,7 @@ class CVResult:
 def cross_validate(data: str | Path | Dataset, config, *, folds: int = 5, repeats: int = 1, group: str | None = None,
                    feature_config: FeatureConfig | None = None, log: bool = True, run_name: str | None = None,
                    parent_run_id: str | None = None, n_jobs: int | None = None, progress: bool = False,
-                   tracking_uri: str | None = None) -> CVResult:
+                   tracking_uri: str | None = None, scheduler=None, store: str | Path | None = None) -> CVResult:
     """Repeated stratified K-fold cross-validation of one family by track (see the module docstring).
 
     Parameters
@@ -292,20 +292,25 @@ def cross_validate(data: str | Path | Dataset, config, *, folds: int = 5, repeat
         Default: the family's.
     log : bool
         Log a parent MLflow run with one nested run per fold.
+    scheduler : str, optional
+        A Dask scheduler address (or ``local:N``): extract the features on that cluster.
+    store : path, optional
+        A feature store root: extract into it (resuming what is there); every fold reads its parts lazily and
+        the Keras families stream from the shards (:func:`genrelib.train.training_features`).
 
     Returns
     -------
     CVResult
     """
     from . import evaluate as ev
-    from .train import feature_config_for, fit, with_copies
+    from .train import feature_config_for, fit, training_features, with_copies
 
     ds = data if isinstance(data, Dataset) else scan(data)
     fcfg = feature_config or feature_config_for(config.family)
     if fcfg.kind != FAMILIES[config.family]:
         raise ModelError(f"{config.family} needs {FAMILIES[config.family]!r} features, not {fcfg.kind!r}")
     splits = cv_splits(ds, folds=folds, repeats=repeats, seed=config.seed, valid_size=config.valid_size, group=group)
-    fs = extract(ds, fcfg, n_jobs=n_jobs, progress=progress)
+    fs = training_features(ds, fcfg, config, n_jobs=n_jobs, progress=progress, scheduler=scheduler, store=store)
     result = CVResult(family=config.family, folds=[])
 
     def one_fold(i: int, split: dict[str, str]) -> dict:

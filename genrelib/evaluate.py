@@ -175,14 +175,36 @@ def labels_for(model_genres: list[str], fs: FeatureSet) -> np.ndarray:
     return np.array([index[g] for g in fs.row_genres], dtype=np.int64)
 
 
+def predict_rows(model, fs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``model``'s probabilities for every row of ``fs``, each row's true genre (an index into ``model.genres``)
+    and its track. ``fs`` is a FeatureSet or a stored part (a :class:`~genrelib.store.StoredFeatureSet`,
+    predicted shard by shard: only the probabilities are held, see :func:`genrelib.streaming.predict_stored`).
+
+    Raises
+    ------
+    ModelError
+        When the features do not fit the model, are empty, or have genres the model does not know.
+    """
+    if not isinstance(fs, FeatureSet):
+        from .streaming import predict_stored
+
+        return predict_stored(model, fs)
+    if fs.config != model.feature_config:
+        raise ModelError(f"feature configuration mismatch: the model takes {model.feature_config}, "
+                         f"the data was extracted with {fs.config}")
+    if len(fs) == 0:
+        raise ModelError("nothing to evaluate: the feature set is empty")
+    return model.predict_proba(fs.X), labels_for(model.genres, fs), fs.track_ids
+
+
 def evaluate(model, fs: FeatureSet, *, n_wrong: int = 10) -> Report:
     """Evaluate a :class:`~genrelib.models.base.GenreModel` on a labelled feature set.
 
     Parameters
     ----------
     model : GenreModel
-    fs : FeatureSet
-        Features of the same kind and configuration as the model's.
+    fs : FeatureSet or StoredFeatureSet
+        Features of the same kind and configuration as the model's; a stored part is predicted shard by shard.
     n_wrong : int
         How many of the most confidently wrong tracks to list.
 
@@ -191,13 +213,7 @@ def evaluate(model, fs: FeatureSet, *, n_wrong: int = 10) -> Report:
     ModelError
         When the features do not fit the model or the data has genres the model does not know.
     """
-    if fs.config != model.feature_config:
-        raise ModelError(f"feature configuration mismatch: the model takes {model.feature_config}, "
-                         f"the data was extracted with {fs.config}")
-    if len(fs) == 0:
-        raise ModelError("nothing to evaluate: the feature set is empty")
-    return report_rows(model.genres, model.predict_proba(fs.X), labels_for(model.genres, fs), fs.track_ids,
-                       n_wrong=n_wrong)
+    return report_rows(model.genres, *predict_rows(model, fs), n_wrong=n_wrong)
 
 
 def report_rows(genres: list[str], proba: np.ndarray, y: np.ndarray, track_ids: np.ndarray, *,
@@ -226,7 +242,8 @@ def report_rows(genres: list[str], proba: np.ndarray, y: np.ndarray, track_ids: 
     return Report(genres=list(genres), segment=seg, track=trk, track_ids=keys, wrong=wrong)
 
 
-def evaluate_ensemble(model, ds, *, n_jobs: int | None = None, progress: bool = False, n_wrong: int = 10) -> Report:
+def evaluate_ensemble(model, ds, *, n_jobs: int | None = None, progress: bool = False, n_wrong: int = 10,
+                      scheduler=None) -> Report:
     """Evaluate an :class:`~genrelib.models.ensemble.EnsembleModel` and each of its members on the same tracks.
 
     Each member extracts its own features of ``ds`` (cached) and aggregates its rows per 30 s window; the
@@ -247,7 +264,8 @@ def evaluate_ensemble(model, ds, *, n_jobs: int | None = None, progress: bool = 
     """
     from .features import extract
 
-    sets = [extract(ds, m.feature_config, n_jobs=n_jobs, progress=progress) for m in model.members]
+    sets = [extract(ds, m.feature_config, n_jobs=n_jobs, progress=progress, scheduler=scheduler)
+            for m in model.members]
     have = [set(fs.track_ids.tolist()) for fs in sets]
     common = set.intersection(*have)
     for name, h in zip(model.member_names, have):
@@ -326,7 +344,7 @@ def split_tracks(model) -> dict[str, list[str]]:
 
 
 def evaluate_folder(model, data, *, part: str | None = None, n_jobs: int | None = None,
-                    progress: bool = False) -> Report:
+                    progress: bool = False, scheduler=None, store=None) -> Report:
     """Evaluate a model on a labelled folder, or on the tracks of the folder in one part of the model's split.
 
     Parameters
@@ -345,16 +363,24 @@ def evaluate_folder(model, data, *, part: str | None = None, n_jobs: int | None 
         Feature-extraction processes.
     progress : bool
         Show a progress bar.
+    scheduler : str, optional
+        A Dask scheduler address (or ``local:N``): extract the features on that cluster.
+    store : path, optional
+        A feature store root: extract into it (resuming what is there) and predict shard by shard, never
+        holding the folder's features in memory. Not for ensembles (each member extracts its own features).
 
     Raises
     ------
     ModelError
         When the folder has genres the model does not know (listed), when the model does not record its
-        split's tracks, or when none of the part's tracks is in the folder.
+        split's tracks, when none of the part's tracks is in the folder, or for ``store`` with an ensemble.
     """
     from .dataset import SPLIT_NAMES, Dataset, scan, track_key
     from .features import extract
 
+    if store is not None and is_ensemble(model):
+        raise ModelError("--store evaluates one model; an ensemble's members each extract their own features: "
+                         "leave out --store, or evaluate the members one by one with it")
     ds = data if isinstance(data, Dataset) else scan(data)
     unknown = sorted(set(ds.genres) - set(model.genres))
     if unknown:
@@ -389,9 +415,15 @@ def evaluate_folder(model, data, *, part: str | None = None, n_jobs: int | None 
         ds = Dataset(root=ds.root, tracks=tracks, genres=[g for g in ds.genres if any(t.genre == g for t in tracks)],
                      skipped=ds.skipped)
     if is_ensemble(model):  # each member its own features; see genrelib.models.ensemble
-        report = evaluate_ensemble(model, ds, n_jobs=n_jobs, progress=progress)
+        report = evaluate_ensemble(model, ds, n_jobs=n_jobs, progress=progress, scheduler=scheduler)
+    elif store is not None:
+        from .store import extract_to_store
+
+        report = evaluate(model, extract_to_store(ds, model.feature_config, store, n_jobs=n_jobs, scheduler=scheduler,
+                                                  progress=progress))
     else:
-        report = evaluate(model, extract(ds, model.feature_config, n_jobs=n_jobs, progress=progress))
+        report = evaluate(model, extract(ds, model.feature_config, n_jobs=n_jobs, progress=progress,
+                                         scheduler=scheduler))
     for r in (report, *report.members):
         r.part, r.part_found, r.part_recorded = part, found, recorded
     return report

@@ -154,11 +154,24 @@ def fit_stream(model, train: StoredFeatureSet, valid: StoredFeatureSet, config, 
                      verbose=0, shuffle=False)
 
 
-def evaluate_stored(model, part: StoredFeatureSet, *, n_wrong: int = 10):
-    """:func:`genrelib.evaluate.evaluate` on a stored part, predicting shard by shard (only the probabilities,
-    ``rows x genres``, are kept)."""
+def predict_stored(model, part: StoredFeatureSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``model``'s probabilities for every row of a stored part, predicted shard by shard.
+
+    Returns
+    -------
+    proba : ndarray, rows x ``model.genres``
+    y : ndarray of int64
+        Each row's genre as an index into ``model.genres``.
+    track_ids : ndarray
+        Each row's track.
+
+    Raises
+    ------
+    ModelError
+        When the part was extracted with another feature configuration than the model's, is empty, or has a
+        genre the model does not know.
+    """
     from .errors import ModelError
-    from .evaluate import report_rows
 
     if part.config != model.feature_config:
         raise ModelError(f"feature configuration mismatch: the model takes {model.feature_config}, "
@@ -175,4 +188,4 @@ def evaluate_stored(model, part: StoredFeatureSet, *, n_wrong: int = 10):
         proba.append(model.predict_proba(shard["x"]))
         ids.append(shard["track_ids"])
         y.append(np.array([index[part.genres[k]] for k in shard["labels"]], np.int64))
-    return report_rows(model.genres, np.concatenate(proba), np.concatenate(y), np.concatenate(ids), n_wrong=n_wrong)
+    return np.concatenate(proba), np.concatenate(y), np.concatenate(ids)

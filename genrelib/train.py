@@ -402,11 +402,33 @@ def split_file_record(ds: Dataset, config: TrainConfig) -> dict:
     return {"files": sf.names(), "digest": sf.digest, **split_file_coverage(ds, sf)}
 
 
+def training_features(ds: Dataset, fcfg: FeatureConfig, config: TrainConfig, *, n_jobs: int | None = None,
+                      progress: bool = False, scheduler=None, store: str | Path | None = None):
+    """The features a training job (train, ``train --cv``, sweep) fits on: :func:`genrelib.features.extract`
+    (cached; on a Dask cluster with ``scheduler``), or with ``store`` the sharded store under that root
+    (:func:`genrelib.store.extract_to_store`, resuming what is there), whose parts are read lazily and whose Keras
+    fits stream (:mod:`genrelib.streaming`).
+
+    Raises
+    ------
+    ModelError
+        With ``store`` and waveform copies (``config.aug_copies``): copies are not written to a store.
+    """
+    if store is None:
+        return extract(ds, fcfg, n_jobs=n_jobs, progress=progress, scheduler=scheduler)
+    from .store import extract_to_store
+
+    if config.wave_augment().active:
+        raise ModelError("waveform copies (--aug-copies) are not written to a feature store; leave out "
+                         "--aug-copies or --store")
+    return extract_to_store(ds, fcfg, store, n_jobs=n_jobs, scheduler=scheduler, progress=progress)
+
+
 def split_features(fs: FeatureSet, ds: Dataset, config: TrainConfig) -> tuple[dict[str, str], dict[str, FeatureSet]]:
     """The track split of ``config``, checked by :func:`check_split`, and the feature set cut along it."""
     split = config_split(ds, config)
     # Tracks that could not be decoded have no rows; they simply drop out of every part.
-    have = set(fs.track_ids.tolist())
+    have = set(fs.tracks)
     check_split({t: p for t, p in split.items() if t in have}, ds, config)
     return split, fs.split(split)
 
@@ -476,15 +498,7 @@ def train(
     left_out = [t.track_id for t in ds.tracks if t.track_id not in split]
     if left_out:
         logger.info("%s split: %d tracks are in no part and are left out", config.split, len(left_out))
-    if store is None:
-        fs = extract(ds, fcfg, n_jobs=n_jobs, progress=progress, scheduler=scheduler)
-    else:
-        from .store import extract_to_store
-
-        if config.wave_augment().active:
-            raise ModelError("waveform copies (--aug-copies) are not written to a feature store; leave out "
-                             "--aug-copies or --store")
-        fs = extract_to_store(ds, fcfg, store, n_jobs=n_jobs, scheduler=scheduler, progress=progress)
+    fs = training_features(ds, fcfg, config, n_jobs=n_jobs, progress=progress, scheduler=scheduler, store=store)
     have = set(fs.tracks)  # tracks that could not be decoded have no rows and drop out of every part
     problems = check_split({t: p for t, p in split.items() if t in have}, ds, config)
     if problems:
@@ -526,12 +540,7 @@ def train(
         res = TrainResult(model=model, history=history, split=split, split_sizes=sizes, features=fs,
                           extra=result_extra, config=config)
         if evaluate_test and len(parts["test"]):  # (empty only when forced)
-            if isinstance(parts["test"], FeatureSet):
-                res.report = ev.evaluate(model, parts["test"])
-            else:  # stored: predicted shard by shard
-                from .streaming import evaluate_stored
-
-                res.report = evaluate_stored(model, parts["test"])
+            res.report = ev.evaluate(model, parts["test"])  # a stored part: predicted shard by shard
         if log:
             tracking.log_dataset(ds.table(split), name=data_name(ds), source=str(ds.root), digest=ds.manifest_hash())
             tracking.log_dict({"split": split, "sizes": sizes, **({"split_file": file_record} if file_record else {})},

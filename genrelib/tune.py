@@ -30,7 +30,7 @@ import numpy as np
 
 from .dataset import Dataset, scan
 from .errors import ModelError
-from .features import FeatureConfig, FeatureSet, extract
+from .features import FeatureConfig
 from .models import FAMILIES, KERAS_FAMILIES, SKLEARN_FAMILIES
 
 logger = logging.getLogger(__name__)
@@ -267,8 +267,9 @@ class SweepResult:
         return " ".join(args)
 
 
-def validation_scores(model, valid: FeatureSet) -> dict[str, float]:
-    """The objective and the validation metrics of a trained model on the validation part.
+def validation_scores(model, valid) -> dict[str, float]:
+    """The objective and the validation metrics of a trained model on the validation part (a FeatureSet, or a
+    stored part predicted shard by shard).
 
     Returns
     -------
@@ -277,10 +278,9 @@ def validation_scores(model, valid: FeatureSet) -> dict[str, float]:
         ``valid_{segment,track}_{accuracy,...}``.
     """
     from . import evaluate as ev
-
-    P = model.predict_proba(valid.X)
-    ce = float(-np.mean(np.log(np.clip(P[np.arange(len(P)), valid.labels], 1e-12, 1.0))))
-    return {OBJECTIVE: ce, **ev.evaluate(model, valid).flat_metrics("valid")}
+    P, y, ids = ev.predict_rows(model, valid)
+    ce = float(-np.mean(np.log(np.clip(P[np.arange(len(P)), y], 1e-12, 1.0))))
+    return {OBJECTIVE: ce, **ev.report_rows(model.genres, P, y, ids).flat_metrics("valid")}
 
 
 def _pruning_callback(trial, seen: dict):
@@ -305,7 +305,8 @@ def _pruning_callback(trial, seen: dict):
 def sweep(data: str | Path | Dataset, config, *, trials: int, space=None,
           feature_config: FeatureConfig | None = None, prune: bool = True, pruner=None, register: bool = True,
           run_name: str | None = None, parent_run_id: str | None = None, n_jobs: int | None = None,
-          progress: bool = False, tracking_uri: str | None = None, tags: dict | None = None) -> SweepResult:
+          progress: bool = False, tracking_uri: str | None = None, tags: dict | None = None, scheduler=None,
+          store: str | Path | None = None) -> SweepResult:
     """Search hyper-parameters of ``config.family`` on the validation tracks; train the best once more and test it.
 
     Parameters
@@ -327,6 +328,12 @@ def sweep(data: str | Path | Dataset, config, *, trials: int, space=None,
     run_name, parent_run_id, tracking_uri, tags
         The parent MLflow run's name (default ``sweep-<family>``), a run to nest it under, the store, extra tags
         of the parent run.
+    scheduler : str, optional
+        A Dask scheduler address (or ``local:N``): extract the features on that cluster.
+    store : path, optional
+        A feature store root: extract into it (resuming what is there); trials read the parts lazily and the
+        Keras families stream from the shards (:func:`genrelib.train.training_features`); the retrained best
+        model uses the same store.
 
     Returns
     -------
@@ -340,7 +347,8 @@ def sweep(data: str | Path | Dataset, config, *, trials: int, space=None,
     import optuna
 
     from . import tracking
-    from .train import check_split, config_split, data_name, feature_config_for, fit, split_features, train, with_copies
+    from .train import (check_split, config_split, data_name, feature_config_for, fit, split_features, train,
+                        training_features, with_copies)
 
     if int(trials) != trials or trials < 1:
         raise ModelError(f"--trials must be a whole number >= 1, got {trials!r}")
@@ -355,7 +363,7 @@ def sweep(data: str | Path | Dataset, config, *, trials: int, space=None,
     if fcfg.kind != FAMILIES[family]:
         raise ModelError(f"{family} needs {FAMILIES[family]!r} features, not {fcfg.kind!r}")
     check_split(config_split(ds, config), ds, config)  # refuse before any feature extraction
-    fs = extract(ds, fcfg, n_jobs=n_jobs, progress=progress)
+    fs = training_features(ds, fcfg, config, n_jobs=n_jobs, progress=progress, scheduler=scheduler, store=store)
     split, parts = split_features(fs, ds, config)
     keras_family = family in KERAS_FAMILIES
     name = run_name or f"sweep-{family}"
@@ -433,6 +441,7 @@ def sweep(data: str | Path | Dataset, config, *, trials: int, space=None,
         # registered. Same seed, same data: it retrains the best trial's model exactly (checked below).
         res = train(ds, result.best_config, feature_config=fcfg, run_name=f"{name}-best", parent_run_id=result.run_id,
                     n_jobs=n_jobs, progress=progress, tracking_uri=tracking_uri, register=register,
+                    scheduler=scheduler, store=store,
                     tags={"genrelib.sweep_run_id": result.run_id, "genrelib.best_trial": str(best.number)})
         result.result = res
         again = validation_scores(res.model, parts["valid"])[OBJECTIVE]

@@ -118,3 +118,29 @@ def test_train_extracts_on_the_cluster(client, tiny_tree, tmp_path):
     assert res.report is not None and 0 <= res.report.track.metrics["accuracy"] <= 1
     # and cached as a local extraction caches it: the next local run reads the same file
     assert features.cache_path(dataset.scan(tiny_tree), features.FeatureConfig()).exists()
+
+
+def test_cv_and_evaluate_take_the_cluster_and_the_store(client, tiny_tree, tmp_path, capsys):
+    """``--scheduler`` and ``--store`` reach ``train --cv`` and ``evaluate``: the numbers of a local, in-memory run."""
+    from genrelib.cli import main
+    from genrelib.crossval import cross_validate
+    from genrelib.train import TrainConfig, train
+
+    address = client.scheduler.address
+    local = cross_validate(tiny_tree, TrainConfig(family="summary", seed=3), folds=2, log=False, n_jobs=1)
+    assert main(["train", str(tiny_tree), "--model", "summary", "--cv", "2", "--seed", "3", "--scheduler", address,
+                 "--store", str(tmp_path / "cv")]) == 0
+    out = capsys.readouterr().out
+    mean, sd = local.mean["test_track_accuracy"], local.std["test_track_accuracy"]
+    assert f"track accuracy    {mean:.3f} +- {sd:.3f} (mean +- sd over 2 folds)" in out
+    assert len(list((tmp_path / "cv").glob("summary-*/shards/shard-*.parquet"))) >= 1  # the folds read the store
+
+    model_dir = train(tiny_tree, TrainConfig(family="summary", seed=1), log=False, n_jobs=1).model.save(
+        tmp_path / "model")
+    args = ["evaluate", str(model_dir), str(tiny_tree), "--no-log", "--jobs", "1"]
+    assert main(args) == 0
+    in_memory = capsys.readouterr().out
+    assert "12 tracks" in in_memory
+    assert main([*args, "--scheduler", address, "--store", str(tmp_path / "ev")]) == 0
+    assert capsys.readouterr().out == in_memory  # predicted shard by shard, extracted on the cluster: same report
+    assert len(list((tmp_path / "ev").glob("summary-*/shards/shard-*.parquet"))) >= 1

@@ -107,7 +107,7 @@ def test_make_run_all_pipeline_on_tiny_data(tmp_path, capfd):
     demo.make_personal(personal, n=2, seed=3, min_seconds=35, max_seconds=40, genres=("metal", "reggae"), n_jobs=1)
     out = tmp_path / "out"
     parent, runs = run_all(data_dir=data, personal_dir=personal,
-                           parameters={"epochs": 1, "n_jobs": 1, "family": "crnn"},
+                           parameters={"epochs": 1, "n_jobs": 1, "family": "crnn", "scheduler": "local:1"},
                            notebooks_dir=NB_DIR, out_dir=out)
     assert [r.name for r in runs] == list(NOTEBOOKS)
     client = mlflow.MlflowClient()
@@ -146,6 +146,10 @@ def test_make_run_all_pipeline_on_tiny_data(tmp_path, capfd):
     assert ({k: v for k, v in features_run.items() if k.startswith("features.")}
             == {k: v for k, v in train_run.data.params.items() if k.startswith("features.")})
     assert features_run["map_method"] == "pca"
+    # -p scheduler local:1 reached the notebooks: an extraction on a cluster has its workers write a store under
+    # the cache folder (then read back and cached as usual): 02's of every track (03 found it in the cache) and
+    # 04's of the test part
+    assert len(list((tmp_path / "cache" / "store").glob("mel-*/manifest.json"))) == 2
     assert {a.path for a in client.list_artifacts(runs[1].run_id, "figures")} == {"figures/feature_map.png"}
     evaluated = client.get_run(runs[3].run_id)
     assert "eval_track_accuracy" in evaluated.data.metrics
@@ -165,12 +169,14 @@ def test_make_run_all_pipeline_on_tiny_data(tmp_path, capfd):
 
 
 def test_run_all_with_the_musicnn_family(tmp_path, tiny_tree):
-    """-p family musicnn: 02 extracts musicnn features, 03 trains the musicnn family, 04 and 05 use its model.
-    (01 and 06 do not depend on the family and are left out to keep the suite short.)"""
+    """-p family musicnn: 02 extracts musicnn features, 03 trains the musicnn family, 04 and 05 use its model;
+    -p store: 03 trains and 04 evaluates from the sharded store. (01 and 06 do not depend on the family and are
+    left out to keep the suite short.)"""
     personal = tmp_path / "personal"
     demo.make_personal(personal, n=1, seed=4, min_seconds=32, max_seconds=34, genres=("metal",), n_jobs=1)
     parent, runs = run_all(data_dir=tiny_tree, personal_dir=personal, notebooks=NOTEBOOKS[1:5],
-                           parameters={"n_jobs": 1, "family": "musicnn", "map_method": "tsne"},
+                           parameters={"n_jobs": 1, "family": "musicnn", "map_method": "tsne",
+                                       "store": str(tmp_path / "store")},
                            notebooks_dir=NB_DIR, out_dir=tmp_path / "out")
     client = mlflow.MlflowClient()
     assert client.get_run(parent).info.status == "FINISHED"
@@ -187,6 +193,8 @@ def test_run_all_with_the_musicnn_family(tmp_path, tiny_tree):
     registered = f"genre-classifier/{train_run.tags['genrelib.registered_version']}"  # the version 03 registered
     assert evaluated.params["model"] == registered and "eval_track_accuracy" in evaluated.metrics
     assert pers.params["model"] == registered and "personal_song_accuracy" in pers.metrics
+    # 03's store (every track) and 04's (the test part): each a finished store of musicnn rows
+    assert len(list((tmp_path / "store").glob("musicnn-*/manifest.json"))) == 2
 
 
 def test_failing_cell_fails_the_run(tmp_path):

@@ -68,3 +68,27 @@ def test_train_from_the_store_is_sane_and_close_to_in_memory(small_tree, tmp_pat
     assert seg_st > 0.4  # 16 test segments of 3 genres: chance is 1/3
     # another shuffle of the same rows, the same model and settings: close, not equal (see genrelib.streaming)
     assert abs(seg_st - seg_mem) <= 0.25, (seg_st, seg_mem)
+
+
+def test_sweep_from_the_store(tiny_tree, tmp_path, capsys):
+    """``sweep --store``: trials read the stored parts (the summary family: the in-memory sweep's scores, to float32
+    rounding) and a Keras family's trials stream from the shards."""
+    from genrelib.cli import main
+    from genrelib.train import TrainConfig
+    from genrelib.tune import sweep
+
+    cfg = TrainConfig(family="summary", seed=2)
+    mem = sweep(tiny_tree, cfg, trials=2, n_jobs=1, register=False)
+    st = sweep(tiny_tree, cfg, trials=2, n_jobs=1, register=False, store=tmp_path / "s")
+    # the same rows and models; predicted shard by shard, so equal to float32 rounding (BLAS sums by block)
+    assert [t["valid_cross_entropy"] for t in st.trials] == pytest.approx([t["valid_cross_entropy"] for t in mem.trials],
+                                                                          rel=1e-5)
+    assert st.best_params == mem.best_params
+    assert st.result.report.track.metrics == mem.result.report.track.metrics
+    assert isinstance(st.result.features, store.StoredFeatureSet)
+
+    assert main(["sweep", str(tiny_tree), "--model", "seed_cnn", "--trials", "1", "--epochs", "1", "--jobs", "1",
+                 "--param", "learning_rate=1e-4:1e-3", "--no-register", "--store", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    assert "the best configuration trained again (run " in out
+    assert len(list((tmp_path / "s").glob("mfcc-*/manifest.json"))) == 1
