@@ -20,6 +20,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -58,10 +59,49 @@ def make_clips(n: int, seconds: float = 5.0) -> Path:
     return root
 
 
-def _rss() -> dict:
-    # This process only: local pool workers are children of the forkserver and Dask workers of their nanny, so
-    # RUSAGE_CHILDREN does not see them; each worker holds one shard at a time.
-    return {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+class TreeRSS:
+    """Peak of the summed RSS of this process and all its descendants (pool workers under the forkserver, Dask
+    nannies and workers), sampled every 0.1 s in a thread: ``getrusage`` cannot see grandchildren. Pages shared
+    between processes count once per process, so the sum overstates what the machine holds."""
+
+    def __init__(self) -> None:
+        import threading
+
+        import psutil
+
+        self.peak, self._stop, self._me = 0, threading.Event(), psutil.Process()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> None:
+        import psutil
+
+        total = 0
+        for p in [self._me, *self._me.children(recursive=True)]:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:  # a process that ended between the listing and the reading
+                pass
+        self.peak = max(self.peak, total)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self.sample()
+
+    def __enter__(self) -> "TreeRSS":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _rss(tree: TreeRSS | None = None) -> dict:
+    # peak_rss_mb: this process only (getrusage); peak_tree_rss_mb: with its worker processes (TreeRSS).
+    out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if tree is not None:
+        out["peak_tree_rss_mb"] = tree.peak / 2**20
+    return out
 
 
 def child(argv: list[str]) -> dict:
@@ -94,16 +134,15 @@ def child(argv: list[str]) -> dict:
         root, kind, jobs = Path(argv[1]), argv[2], int(argv[3])
         ds = dataset.scan(root, check=False)
         cfg = features.FeatureConfig(kind=kind)
+        out = WORK / "stores" / f"{root.parent.name}"
+        shutil.rmtree(out, ignore_errors=True)
         t = time.perf_counter()
-        if mode == "extract-store":
-            out = WORK / "stores" / f"{root.parent.name}"
-            shutil.rmtree(out, ignore_errors=True)
-            sfs = store.extract_to_store(ds, cfg, out, n_jobs=jobs, progress=False)
-            rows = len(sfs)
-        else:
-            fs = features.extract(ds, cfg, n_jobs=jobs, use_cache=False, progress=False)
-            rows = len(fs)
-        return {"clips": len(ds.tracks), "rows": rows, "seconds": time.perf_counter() - t, **_rss()}
+        with TreeRSS() as tree:
+            if mode == "extract-store":
+                rows = len(store.extract_to_store(ds, cfg, out, n_jobs=jobs, progress=False))
+            else:
+                rows = len(features.extract(ds, cfg, n_jobs=jobs, use_cache=False, progress=False))
+        return {"clips": len(ds.tracks), "rows": rows, "seconds": time.perf_counter() - t, **_rss(tree)}
     if mode == "cluster":
         from distributed import Client, LocalCluster
 
@@ -116,9 +155,10 @@ def child(argv: list[str]) -> dict:
             out = WORK / "stores" / f"cluster-{workers}"
             shutil.rmtree(out, ignore_errors=True)
             t = time.perf_counter()
-            sfs = store.extract_to_store(ds, cfg, out, scheduler=client, progress=False)
+            with TreeRSS() as tree:
+                sfs = store.extract_to_store(ds, cfg, out, scheduler=client, progress=False)
             seconds = time.perf_counter() - t
-        return {"workers": workers, "clips": len(ds.tracks), "rows": len(sfs), "seconds": seconds, **_rss()}
+        return {"workers": workers, "clips": len(ds.tracks), "rows": len(sfs), "seconds": seconds, **_rss(tree)}
     if mode in ("train-store", "train-memory"):
         import numpy as np
 
@@ -174,20 +214,47 @@ def training_store(segments: int) -> Path:
     return folder
 
 
-def bench_scale(n_small: int = 1000, n_large: int = 4000, n_cluster: int = 2000, segments: int = 30_000) -> dict:
+PARTS = ("cost", "extract", "cluster", "train")
+
+
+def bench_scale(n_small: int = 1000, n_large: int = 4000, n_cluster: int = 2000, segments: int = 30_000, *,
+                parts: tuple[str, ...] = PARTS, rounds: int = 1) -> dict:
+    """The measurements of ``parts``; the cluster and training pairs ``rounds`` times each, in ABBA order (A B, then
+    B A, ...) so that a drift of the shared machine's load does not favour either side; ratios per round and their
+    median."""
     out: dict = {"cpus": os.cpu_count(), "load_average_before": os.getloadavg()}
-    out["kind_cost"] = {k: run_child("kind-cost", k) for k in ("mfcc", "mel", "summary", "musicnn")}
-    out["extract"] = []
-    for n in (n_small, n_large):
-        root = make_clips(n)
-        out["extract"].append({"clips": n, "store": run_child("extract-store", root, "mel", 2),
-                               "memory": run_child("extract-memory", root, "mel", 2)})
-    root = make_clips(n_cluster)
-    one, two = run_child("cluster", root, 1), run_child("cluster", root, 2)
-    out["cluster"] = {"one_worker": one, "two_workers": two, "speedup": one["seconds"] / two["seconds"]}
-    folder = training_store(segments)
-    mem, st = run_child("train-memory", folder), run_child("train-store", folder)
-    out["train"] = {"memory": mem, "store": st, "store_speed_vs_memory": mem["seconds"] / st["seconds"]}
+    if "cost" in parts:
+        out["kind_cost"] = {k: run_child("kind-cost", k) for k in ("mfcc", "mel", "summary", "musicnn")}
+    if "extract" in parts:
+        out["extract"] = []
+        for n in (n_small, n_large):
+            root = make_clips(n)
+            out["extract"].append({"clips": n, "store": run_child("extract-store", root, "mel", 2),
+                                   "memory": run_child("extract-memory", root, "mel", 2)})
+
+    def pairs(a: tuple, b: tuple) -> list[tuple[dict, dict]]:
+        res = []
+        for r in range(rounds):
+            if r % 2 == 0:
+                x = run_child(*a)
+                res.append((x, run_child(*b)))
+            else:
+                y = run_child(*b)
+                res.append((run_child(*a), y))
+        return res
+
+    if "cluster" in parts:
+        root = make_clips(n_cluster)
+        runs = pairs(("cluster", root, 1), ("cluster", root, 2))
+        ratios = [one["seconds"] / two["seconds"] for one, two in runs]
+        out["cluster"] = {"one_worker": runs[0][0], "two_workers": runs[0][1], "rounds": runs,
+                          "speedups": ratios, "speedup": statistics.median(ratios)}
+    if "train" in parts:
+        folder = training_store(segments)
+        runs = pairs(("train-memory", folder), ("train-store", folder))
+        ratios = [mem["seconds"] / st["seconds"] for mem, st in runs]
+        out["train"] = {"memory": runs[0][0], "store": runs[0][1], "rounds": runs, "ratios": ratios,
+                        "store_speed_vs_memory": statistics.median(ratios)}
     out["load_average_after"] = os.getloadavg()
     return out
 
@@ -195,22 +262,32 @@ def bench_scale(n_small: int = 1000, n_large: int = 4000, n_cluster: int = 2000,
 def report(r: dict) -> None:
     print(f"scale group on {r['cpus']} CPUs, load average before {r['load_average_before'][0]:.1f}, "
           f"after {r['load_average_after'][0]:.1f} (shared machine: ratios are noisy)")
-    print("  per-clip cost, one 30 s clip, 1 process, 1 thread (best; median):")
-    for k, c in r["kind_cost"].items():
-        print(f"    {k:<8} {c['best_seconds']:.3f} s; {c['median_seconds']:.3f} s")
-    print("  mel extraction of 5 s clips, 2 processes (peak RSS of the main process):")
-    for e in r["extract"]:
-        s, m = e["store"], e["memory"]
-        print(f"    {e['clips']:>6} clips: store {s['seconds']:6.1f} s {s['peak_rss_mb']:6.0f} MB; "
-              f"in memory {m['seconds']:6.1f} s {m['peak_rss_mb']:6.0f} MB")
-    c = r["cluster"]
-    print(f"  LocalCluster on {c['one_worker']['clips']} clips: 1 worker {c['one_worker']['seconds']:.1f} s, "
-          f"2 workers {c['two_workers']['seconds']:.1f} s: {c['speedup']:.2f}x (target >= 1.6x)")
-    t = r["train"]
-    print(f"  seed_cnn, one epoch on {t['store']['segments']} MFCC segments: in memory {t['memory']['seconds']:.1f} s "
-          f"peak {t['memory']['peak_rss_mb']:.0f} MB; from the store {t['store']['seconds']:.1f} s peak "
-          f"{t['store']['peak_rss_mb']:.0f} MB; store speed {t['store_speed_vs_memory']:.2f}x of in memory "
-          "(target >= 0.8x, peak < 2 GB)")
+    if "kind_cost" in r:
+        print("  per-clip cost, one 30 s clip, 1 process, 1 thread (best; median):")
+        for k, c in r["kind_cost"].items():
+            print(f"    {k:<8} {c['best_seconds']:.3f} s; {c['median_seconds']:.3f} s")
+    if "extract" in r:
+        print("  mel extraction of 5 s clips, 2 processes (peak RSS of the main process; with its workers, summed):")
+        for e in r["extract"]:
+            s, m = e["store"], e["memory"]
+            print(f"    {e['clips']:>6} clips: store {s['seconds']:6.1f} s {s['peak_rss_mb']:6.0f} MB "
+                  f"(with workers {s.get('peak_tree_rss_mb', float('nan')):6.0f} MB); in memory "
+                  f"{m['seconds']:6.1f} s {m['peak_rss_mb']:6.0f} MB "
+                  f"(with workers {m.get('peak_tree_rss_mb', float('nan')):6.0f} MB)")
+    if "cluster" in r:
+        c = r["cluster"]
+        for one, two in c.get("rounds", [(c["one_worker"], c["two_workers"])]):
+            print(f"  LocalCluster on {one['clips']} clips: 1 worker {one['seconds']:.1f} s, 2 workers "
+                  f"{two['seconds']:.1f} s: {one['seconds'] / two['seconds']:.2f}x")
+        print(f"  LocalCluster speed-up, median over rounds: {c['speedup']:.2f}x (target >= 1.6x)")
+    if "train" in r:
+        t = r["train"]
+        for mem, st in t.get("rounds", [(t["memory"], t["store"])]):
+            print(f"  seed_cnn, one epoch on {st['segments']} MFCC segments: in memory {mem['seconds']:.1f} s peak "
+                  f"{mem['peak_rss_mb']:.0f} MB; from the store {st['seconds']:.1f} s peak {st['peak_rss_mb']:.0f} MB: "
+                  f"{mem['seconds'] / st['seconds']:.2f}x")
+        print(f"  store speed / in-memory speed, median over rounds: {t['store_speed_vs_memory']:.2f}x "
+              "(target >= 0.8x, peak < 2 GB)")
 
 
 if __name__ == "__main__":
@@ -224,7 +301,12 @@ if __name__ == "__main__":
         p.add_argument("--large", type=int, default=4000)
         p.add_argument("--cluster", type=int, default=2000)
         p.add_argument("--segments", type=int, default=30_000)
+        p.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")
+        p.add_argument("--rounds", type=int, default=1, help="cluster and training pairs, ABBA order")
         a = p.parse_args()
-        res = bench_scale(a.small, a.large, a.cluster, a.segments)
+        parts = tuple(x for x in a.parts.split(",") if x)
+        if set(parts) - set(PARTS):
+            p.error(f"--parts takes {', '.join(PARTS)}; got {a.parts}")
+        res = bench_scale(a.small, a.large, a.cluster, a.segments, parts=parts, rounds=a.rounds)
         report(res)
         print(json.dumps(res))
