@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,25 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("GENRELIB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     (tmp_path / "mlruns").mkdir(exist_ok=True)
+
+
+@pytest.fixture
+def exited_pid() -> int:
+    """The process id of a process that has already exited: the ``genrelib.pid`` of a run whose process is gone."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    return dead.pid
+
+
+@pytest.fixture
+def experiment_id() -> str:
+    """genrelib's MLflow experiment in this test's store, set up as genrelib sets it up."""
+    import mlflow
+
+    from genrelib import tracking
+
+    tracking.setup()
+    return mlflow.get_experiment_by_name(tracking.EXPERIMENT).experiment_id
 
 
 def sine(freq=440.0, seconds=1.0, sr=22050, amp=0.5, channels=1):

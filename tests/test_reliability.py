@@ -404,21 +404,17 @@ def test_sigterm_during_train_ends_the_run_killed(tiny_tree, tmp_path):
     assert tags["genrelib.pid"] == str(proc.pid) and tags["genrelib.host"] == socket.gethostname()
 
 
-def test_runs_of_processes_killed_outright_are_marked_failed():
+def test_runs_of_processes_killed_outright_are_marked_failed(exited_pid, experiment_id):
     import mlflow
 
     from genrelib import tracking
 
-    tracking.setup()
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    client = mlflow.MlflowClient()
-    exp = mlflow.get_experiment_by_name(tracking.EXPERIMENT).experiment_id
+    client, exp = mlflow.MlflowClient(), experiment_id
     here = socket.gethostname()
-    orphan = client.create_run(exp, tags={"genrelib.pid": str(dead.pid), "genrelib.host": here}).info.run_id
+    orphan = client.create_run(exp, tags={"genrelib.pid": str(exited_pid), "genrelib.host": here}).info.run_id
     reused = client.create_run(exp, tags={"genrelib.pid": str(os.getpid()), "genrelib.host": here,
                                           "genrelib.pid_start": "1"}).info.run_id  # a pid since taken by another
-    elsewhere = client.create_run(exp, tags={"genrelib.pid": str(dead.pid), "genrelib.host": here + "-other"})
+    elsewhere = client.create_run(exp, tags={"genrelib.pid": str(exited_pid), "genrelib.host": here + "-other"})
     foreign = client.create_run(exp, tags={}).info.run_id  # not genrelib's: never touched
     alive = tracking.create_parent_run("alive")  # this process: alive
     assert sorted(tracking.reap_orphan_runs()) == sorted([orphan, reused])
@@ -427,7 +423,7 @@ def test_runs_of_processes_killed_outright_are_marked_failed():
                       alive: "RUNNING"}
     assert "ended without ending the run" in client.get_run(orphan).data.tags["genrelib.end_reason"]
     # the next process that opens the store reaps by itself (setup, once per process and store)
-    again = client.create_run(exp, tags={"genrelib.pid": str(dead.pid), "genrelib.host": here}).info.run_id
+    again = client.create_run(exp, tags={"genrelib.pid": str(exited_pid), "genrelib.host": here}).info.run_id
     r = subprocess.run([sys.executable, "-c", "from genrelib import tracking; tracking.setup()"], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0 and client.get_run(again).info.status == "FAILED"

@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -152,14 +151,10 @@ def test_a_server_command_refuses_what_mlflow_would_not_serve(tmp_path):
     assert cmd[cmd.index("--artifacts-destination") + 1] == str((tmp_path / "a").resolve())
 
 
-def test_a_shared_store_keeps_runs_of_a_machine_with_the_same_host_name():
+def test_a_shared_store_keeps_runs_of_a_machine_with_the_same_host_name(exited_pid, experiment_id):
     # on a team server, two machines may share a host name: the orphan reaper must only judge its own machine's runs
-    tracking.setup()
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    mc = mlflow.MlflowClient()
-    exp = mlflow.get_experiment_by_name(tracking.EXPERIMENT).experiment_id
-    here = {"genrelib.pid": str(dead.pid), "genrelib.host": socket.gethostname()}
+    mc, exp = mlflow.MlflowClient(), experiment_id
+    here = {"genrelib.pid": str(exited_pid), "genrelib.host": socket.gethostname()}
     twin = mc.create_run(exp, tags=here | {"genrelib.machine_id": "0" * 32}).info.run_id
     mine = mc.create_run(exp, tags=here | {"genrelib.machine_id": tracking._machine_id()}).info.run_id
     if tracking._machine_id():
