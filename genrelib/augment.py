@@ -302,17 +302,18 @@ def copies(tracks: Sequence[Track], config: FeatureConfig, wave: WaveAugment, *,
     settings : list of dict
         One per copy: ``track_id``, ``copy`` (1-based) and what :func:`draw` gave it.
     """
-    from tqdm.auto import tqdm
+    from .progress import Progress
 
     n_jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(tracks)))
-    bar = tqdm(total=len(tracks), desc=f"augmented {config.kind} copies", unit="track", disable=not progress)
+    # a bar on a terminal, else log lines (genrelib.progress)
+    bar = Progress(len(tracks), f"augmented {config.kind} copies", bar=progress, unit="tracks")
     done: dict[str, tuple] = {}
     failed = []
     if n_jobs == 1:
         outcomes = (_cached_copies(t, config, wave, seed, cache_dir, use_cache) for t in tracks)
         for outcome in outcomes:
             _collect(outcome, done, failed)
-            bar.update()
+            bar.update(skipped=len(failed))
     else:
         import multiprocessing as mp
 
@@ -326,7 +327,7 @@ def copies(tracks: Sequence[Track], config: FeatureConfig, wave: WaveAugment, *,
                 outcomes = fut.result()
                 for outcome in outcomes:
                     _collect(outcome, done, failed)
-                bar.update(len(outcomes))
+                bar.update(len(outcomes), skipped=len(failed))
     bar.close()
     order = [t for t in tracks if t.track_id in done]
     X, ids, window, segment, row_genres, settings = [], [], [], [], [], []

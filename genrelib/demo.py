@@ -718,16 +718,20 @@ def _personal_job(args) -> None:
 def _run(fn, args: list, n_jobs: int | None, progress: bool, desc: str) -> None:
     import os
 
-    from tqdm.auto import tqdm
+    from .progress import Progress
 
     n_jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(args) or 1))
+    bar = Progress(len(args), desc, bar=progress)  # a bar on a terminal, else log lines (genrelib.progress)
     if n_jobs == 1 or len(args) < 4:
-        for a in tqdm(args, desc=desc, disable=not progress):
+        for a in args:
             fn(a)
+            bar.update()
+        bar.close()
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(n_jobs, mp_context=mp.get_context("forkserver")) as pool:
-        for _ in tqdm(pool.map(fn, args, chunksize=4), total=len(args), desc=desc, disable=not progress):
-            pass
+        for _ in pool.map(fn, args, chunksize=4):
+            bar.update()
+    bar.close()

@@ -312,15 +312,22 @@ class Predictor:
         predictions : list of SongPrediction
         failures : list of (path, reason)
         """
-        from tqdm.auto import tqdm
+        from .progress import Progress
 
+        paths = list(paths)
+        # a bar on a terminal, else log lines (genrelib.progress); nothing for a single song
+        bar = Progress(len(paths), "songs", bar=progress, unit="songs") if len(paths) > 1 else None
         preds, failures = [], []
-        for p in tqdm(list(paths), desc="songs", unit="song", disable=not progress):
+        for p in paths:
             try:
                 preds.append(self.predict(p))
             except GenrelibError as exc:
                 logger.warning("skipping %s", exc)
                 failures.append((Path(p), str(exc)))
+            if bar is not None:
+                bar.update(skipped=len(failures))
+        if bar is not None:
+            bar.close()
         return preds, failures
 
     def table(self, preds: list[SongPrediction], *, top_k: int = 3, per_window: bool = False, top_tags: int = 0):
