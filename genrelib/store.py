@@ -38,6 +38,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -54,6 +55,10 @@ VERSION = 1
 #: Tracks per shard unless told otherwise: 64 tracks of 30 s are about 5 MB of MFCC or 43 MB of mel segments,
 #: which one worker holds while it computes the shard.
 DEFAULT_SHARD_SIZE = 64
+
+#: A temporary file (``.<name>.<random>.tmp``) unmodified this long is a dead writer's (a process killed while
+#: writing a shard): a live writer writes its bytes at once and renames the file. Removed when a run finishes.
+STALE_TMP_SECONDS = 60.0
 
 
 def store_path(dataset: Dataset, config: FeatureConfig, root: str | Path) -> Path:
@@ -333,10 +338,29 @@ def _write_local(folder: Path, todo: dict[int, list[Track]], config: FeatureConf
             raise
 
 
+def remove_stale_tmp(folder: str | Path) -> list[Path]:
+    """Remove the temporary files a killed writer left in a store folder (unmodified for
+    :data:`STALE_TMP_SECONDS`); they are never read (a shard is visible only once renamed), only wasted space.
+    Returns the files removed."""
+    folder, now, gone = Path(folder), time.time(), []
+    for p in [*folder.glob(".*.tmp"), *(folder / "shards").glob(".*.tmp")]:
+        try:
+            if now - p.stat().st_mtime >= STALE_TMP_SECONDS:
+                p.unlink()
+                gone.append(p)
+        except FileNotFoundError:  # renamed or removed meanwhile
+            pass
+    if gone:
+        logger.info("removed %d temporary file(s) of killed writers from %s", len(gone), folder)
+    return gone
+
+
 def _finish(folder: Path, head: dict, shards: list, records: dict[int, dict], dataset: Dataset,
             repaired: list[str]) -> StoredFeatureSet:
     import pyarrow as pa
     import pyarrow.parquet as pq
+
+    remove_stale_tmp(folder)
 
     rows = []
     skipped = [list(s) for s in dataset.skipped]

@@ -144,3 +144,48 @@ def test_cv_and_evaluate_take_the_cluster_and_the_store(client, tiny_tree, tmp_p
     assert main([*args, "--scheduler", address, "--store", str(tmp_path / "ev")]) == 0
     assert capsys.readouterr().out == in_memory  # predicted shard by shard, extracted on the cluster: same report
     assert len(list((tmp_path / "ev").glob("summary-*/shards/shard-*.parquet"))) >= 1
+
+
+def test_a_worker_killed_while_writing_a_shard_loses_no_track_and_leaves_no_temporary_file(client, tiny_tree,
+                                                                                           tmp_path, monkeypatch):
+    marker = str(tmp_path / "killed-writing")
+
+    def die_writing_once(marker: str) -> None:
+        """In a worker: the first shard file written anywhere is half written, then the worker process dies."""
+        from genrelib import store as st
+
+        real = getattr(st, "_real_atomic_write", st._atomic_write)
+        st._real_atomic_write = real
+
+        def dying(path, data):
+            if path.suffix == ".parquet":
+                try:
+                    os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                except FileExistsError:
+                    return real(path, data)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                (path.parent / f".{path.name}.killed.tmp").write_bytes(data[: len(data) // 2])
+                os._exit(1)
+            return real(path, data)
+
+        st._atomic_write = dying
+
+    def restore() -> None:
+        from genrelib import store as st
+
+        st._atomic_write = getattr(st, "_real_atomic_write", st._atomic_write)
+
+    client.run(die_writing_once, marker)
+    monkeypatch.setattr(store, "STALE_TMP_SECONDS", 0.0)  # the half file is seconds old when the run ends
+    try:
+        ds = dataset.scan(tiny_tree)
+        cfg = features.FeatureConfig()
+        sfs = store.extract_to_store(ds, cfg, tmp_path / "store", shard_size=3, scheduler=client, progress=False)
+    finally:
+        client.run(restore)
+    assert os.path.exists(marker)  # a worker really died with half a shard written
+    ref = features.extract(ds, cfg, n_jobs=1, use_cache=False, progress=False)
+    assert sfs.tracks == ref.tracks and not sfs.skipped
+    np.testing.assert_array_equal(sfs.load().X, ref.X)
+    assert not list(sfs.path.rglob("*.tmp"))  # the dead writer's half file is gone
+    client.wait_for_workers(2, timeout=30)
