@@ -88,6 +88,9 @@ def setup(uri: str | None = None, experiment: str = EXPERIMENT) -> str:
     if uri:
         _configured_uri = _absolute(uri)
     uri = _absolute(tracking_uri())
+    # MLflow announces a new SQLite store's schema on stderr at INFO ("Creating initial MLflow database tables...",
+    # "Updating database tables"): lines the user did not ask for, once per new store. Warnings still show.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     mlflow.set_tracking_uri(uri)
     exp = mlflow.get_experiment_by_name(experiment)
     if exp is None:

@@ -194,3 +194,15 @@ def test_features_draws_a_bar_on_a_terminal(tiny_tree, tmp_path):
     text = seen.decode(errors="replace")
     assert "summary features: 100%" in text and "4/4" in text and "\r" in text  # tqdm's bar
     assert "genrelib: summary features" not in text  # no log lines beside it
+
+
+def test_a_new_tracking_store_is_made_without_mlflow_log_lines(tmp_path):
+    """The first command against a new store: MLflow's schema lines ("Creating initial MLflow database tables...")
+    are not shown; every line a user sees is genrelib's (issue 10 #7)."""
+    (tmp_path / "new").mkdir()
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}")
+    r = subprocess.run([sys.executable, "-c", "from genrelib import tracking; print(tracking.setup())"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip(), r.stderr
+    assert (tmp_path / "new" / "mlflow.db").stat().st_size > 0
+    assert r.stderr == ""
