@@ -178,7 +178,8 @@ def labels_for(model_genres: list[str], fs: FeatureSet) -> np.ndarray:
 def predict_rows(model, fs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``model``'s probabilities for every row of ``fs``, each row's true genre (an index into ``model.genres``)
     and its track. ``fs`` is a FeatureSet or a stored part (a :class:`~genrelib.store.StoredFeatureSet`,
-    predicted shard by shard: only the probabilities are held, see :func:`genrelib.streaming.predict_stored`).
+    predicted shard by shard: only the probabilities and row ids are held, see
+    :func:`genrelib.streaming.predict_stored`).
 
     Raises
     ------

@@ -260,6 +260,10 @@ class NotebookRun:
     parameters: dict = field(default_factory=dict)
 
 
+#: Notebook parameters that are paths (relative ones are taken from the caller's folder, not the notebooks').
+PATH_PARAMETERS = ("data_dir", "personal_dir", "store", "split_file")
+
+
 def run_notebook(name: str, *, parameters: dict | None = None, notebooks_dir: str | Path = "notebooks",
                  out_dir: str | Path = "results/notebooks", parent_run_id: str = "", tracking_uri: str | None = None,
                  kernel: str = "python3") -> NotebookRun:
@@ -297,6 +301,8 @@ def run_notebook(name: str, *, parameters: dict | None = None, notebooks_dir: st
     declared = notebook_parameters(src)
     given = {"tracking_uri": uri, "parent_run_id": parent_run_id, **(parameters or {})}
     params = _check({k: v for k, v in given.items() if k in declared}, {name: declared}, must_be_declared=True)
+    # Notebooks run in the notebooks folder: a path given relative to where the user stands is made absolute.
+    params.update({k: str(Path(v).resolve()) for k, v in params.items() if k in PATH_PARAMETERS and v})
     ignored = sorted(set(given) - set(declared))
     if ignored:
         logger.info("%s does not take %s", name, ", ".join(ignored))

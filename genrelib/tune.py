@@ -358,6 +358,9 @@ def sweep(data: str | Path | Dataset, config, *, trials: int, space=None,
         if family not in SEARCHABLE[p.name].families:
             raise ModelError(f"{p.name} does not apply to {family}; {family} accepts {accepted(family)}")
     check_space(space, config)
+    if store is not None and ("aug_copies" in space or config.aug_copies):
+        raise ModelError("waveform copies (aug_copies) are not written to a feature store; leave out --store, or "
+                         "leave aug_copies out of --param and the options")
     ds = data if isinstance(data, Dataset) else scan(data)
     fcfg = feature_config or feature_config_for(family)
     if fcfg.kind != FAMILIES[family]:

@@ -128,8 +128,10 @@ def test_cv_and_evaluate_take_the_cluster_and_the_store(client, tiny_tree, tmp_p
 
     address = client.scheduler.address
     local = cross_validate(tiny_tree, TrainConfig(family="summary", seed=3), folds=2, log=False, n_jobs=1)
-    assert main(["train", str(tiny_tree), "--model", "summary", "--cv", "2", "--seed", "3", "--scheduler", address,
-                 "--store", str(tmp_path / "cv")]) == 0
+    with distributed.get_task_stream(client) as tasks:  # what the cluster ran: the shards, as genrelib-shard-* tasks
+        assert main(["train", str(tiny_tree), "--model", "summary", "--cv", "2", "--seed", "3", "--scheduler",
+                     address, "--store", str(tmp_path / "cv")]) == 0
+    assert any(str(t["key"]).startswith("genrelib-shard") for t in tasks.data)
     out = capsys.readouterr().out
     mean, sd = local.mean["test_track_accuracy"], local.std["test_track_accuracy"]
     assert f"track accuracy    {mean:.3f} +- {sd:.3f} (mean +- sd over 2 folds)" in out
@@ -141,7 +143,9 @@ def test_cv_and_evaluate_take_the_cluster_and_the_store(client, tiny_tree, tmp_p
     assert main(args) == 0
     in_memory = capsys.readouterr().out
     assert "12 tracks" in in_memory
-    assert main([*args, "--scheduler", address, "--store", str(tmp_path / "ev")]) == 0
+    with distributed.get_task_stream(client) as tasks:
+        assert main([*args, "--scheduler", address, "--store", str(tmp_path / "ev")]) == 0
+    assert any(str(t["key"]).startswith("genrelib-shard") for t in tasks.data)
     assert capsys.readouterr().out == in_memory  # predicted shard by shard, extracted on the cluster: same report
     assert len(list((tmp_path / "ev").glob("summary-*/shards/shard-*.parquet"))) >= 1
 

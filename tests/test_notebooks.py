@@ -168,15 +168,16 @@ def test_make_run_all_pipeline_on_tiny_data(tmp_path, capfd):
     assert compared.data.metrics["best_test_track_accuracy"] == train_run.data.metrics["test_track_accuracy"]
 
 
-def test_run_all_with_the_musicnn_family(tmp_path, tiny_tree):
+def test_run_all_with_the_musicnn_family(tmp_path, tiny_tree, monkeypatch):
     """-p family musicnn: 02 extracts musicnn features, 03 trains the musicnn family, 04 and 05 use its model;
     -p store: 03 trains and 04 evaluates from the sharded store. (01 and 06 do not depend on the family and are
     left out to keep the suite short.)"""
     personal = tmp_path / "personal"
     demo.make_personal(personal, n=1, seed=4, min_seconds=32, max_seconds=34, genres=("metal",), n_jobs=1)
+    monkeypatch.chdir(tmp_path)
     parent, runs = run_all(data_dir=tiny_tree, personal_dir=personal, notebooks=NOTEBOOKS[1:5],
                            parameters={"n_jobs": 1, "family": "musicnn", "map_method": "tsne",
-                                       "store": str(tmp_path / "store")},
+                                       "store": "store"},  # relative to where the user stands, not notebooks/
                            notebooks_dir=NB_DIR, out_dir=tmp_path / "out")
     client = mlflow.MlflowClient()
     assert client.get_run(parent).info.status == "FINISHED"

@@ -41,6 +41,13 @@ def test_training_stream_is_seeded_shuffled_and_complete(tiny_tree, tmp_path):
     key = lambda X: np.sort(X.reshape(len(X), -1)[:, :8].sum(axis=1))  # noqa: E731
     np.testing.assert_allclose(key(x1), key(ref.X), rtol=1e-6)
     assert sorted(y1.tolist()) == sorted(ref.labels.tolist())
+    # repeated, as fit repeats it: every pass has every row once, and each pass another order
+    passes = np.concatenate([x.numpy() for x, _ in streaming.training_stream(sfs, batch_size=5, seed=3,
+                                                                            shuffle_buffer=4).repeat(2)])
+    first, second = passes[: len(ref.X)], passes[len(ref.X):]
+    np.testing.assert_allclose(key(first), key(ref.X), rtol=1e-6)
+    np.testing.assert_allclose(key(second), key(ref.X), rtol=1e-6)
+    assert not np.array_equal(first, second)
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +93,14 @@ def test_sweep_from_the_store(tiny_tree, tmp_path, capsys):
     assert st.best_params == mem.best_params
     assert st.result.report.track.metrics == mem.result.report.track.metrics
     assert isinstance(st.result.features, store.StoredFeatureSet)
+
+    # waveform copies are not written to a store: a space that searches them is refused before any work
+    from genrelib.errors import ModelError
+
+    with pytest.raises(ModelError, match="not written to a feature store"):
+        sweep(tiny_tree, TrainConfig(family="seed_cnn"), trials=2, space=["aug_copies=1,2", "pitch_shift=1:2"],
+              store=tmp_path / "s2")
+    assert not (tmp_path / "s2").exists()
 
     assert main(["sweep", str(tiny_tree), "--model", "seed_cnn", "--trials", "1", "--epochs", "1", "--jobs", "1",
                  "--param", "learning_rate=1e-4:1e-3", "--no-register", "--store", str(tmp_path / "s")]) == 0
