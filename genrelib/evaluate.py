@@ -159,6 +159,22 @@ def _level(y_true, proba, genres) -> LevelReport:
                        y_true=np.asarray(y_true), y_pred=y_pred, proba=proba)
 
 
+def genre_index(model_genres: list[str], present) -> dict[str, int]:
+    """Each of the model's genres -> its index, after checking that every genre in ``present`` is one of them.
+
+    Raises
+    ------
+    ModelError
+        When ``present`` holds a genre the model does not know.
+    """
+    index = {g: i for i, g in enumerate(model_genres)}
+    unknown = sorted(set(present) - set(index))
+    if unknown:
+        raise ModelError(f"the data has genres the model does not know: {unknown}; the model knows "
+                         f"{model_genres}. Remove those folders or train a model on them")
+    return index
+
+
 def labels_for(model_genres: list[str], fs: FeatureSet) -> np.ndarray:
     """Rows' labels as indices into the model's genres.
 
@@ -167,11 +183,7 @@ def labels_for(model_genres: list[str], fs: FeatureSet) -> np.ndarray:
     ModelError
         When the data holds a genre the model does not know.
     """
-    index = {g: i for i, g in enumerate(model_genres)}
-    unknown = sorted(set(fs.row_genres.tolist()) - set(index))
-    if unknown:
-        raise ModelError(f"the data has genres the model does not know: {unknown}; the model knows "
-                         f"{model_genres}. Remove those folders or train a model on them")
+    index = genre_index(model_genres, fs.row_genres.tolist())
     return np.array([index[g] for g in fs.row_genres], dtype=np.int64)
 
 
@@ -186,15 +198,15 @@ def predict_rows(model, fs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ModelError
         When the features do not fit the model, are empty, or have genres the model does not know.
     """
-    if not isinstance(fs, FeatureSet):
-        from .streaming import predict_stored
-
-        return predict_stored(model, fs)
     if fs.config != model.feature_config:
         raise ModelError(f"feature configuration mismatch: the model takes {model.feature_config}, "
                          f"the data was extracted with {fs.config}")
     if len(fs) == 0:
         raise ModelError("nothing to evaluate: the feature set is empty")
+    if not isinstance(fs, FeatureSet):
+        from .streaming import predict_stored
+
+        return predict_stored(model, fs)
     return model.predict_proba(fs.X), labels_for(model.genres, fs), fs.track_ids
 
 

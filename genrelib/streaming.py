@@ -156,7 +156,8 @@ def fit_stream(model, train: StoredFeatureSet, valid: StoredFeatureSet, config, 
 
 
 def predict_stored(model, part: StoredFeatureSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``model``'s probabilities for every row of a stored part, predicted shard by shard.
+    """``model``'s probabilities for every row of a stored part, predicted shard by shard (the part's
+    configuration and size are checked by :func:`genrelib.evaluate.predict_rows`, which calls this).
 
     Returns
     -------
@@ -169,21 +170,11 @@ def predict_stored(model, part: StoredFeatureSet) -> tuple[np.ndarray, np.ndarra
     Raises
     ------
     ModelError
-        When the part was extracted with another feature configuration than the model's, is empty, or has a
-        genre the model does not know.
+        When the part has a genre the model does not know.
     """
-    from .errors import ModelError
+    from .evaluate import genre_index
 
-    if part.config != model.feature_config:
-        raise ModelError(f"feature configuration mismatch: the model takes {model.feature_config}, "
-                         f"the data was extracted with {part.config}")
-    if len(part) == 0:
-        raise ModelError("nothing to evaluate: the feature set is empty")
-    index = {g: i for i, g in enumerate(model.genres)}
-    unknown = sorted(set(part.index["genre"]) - set(index))
-    if unknown:
-        raise ModelError(f"the data has genres the model does not know: {unknown}; the model knows "
-                         f"{model.genres}. Remove those folders or train a model on them")
+    index = genre_index(model.genres, part.index["genre"])
     proba, ids, y = [], [], []
     for _, shard in part.iter_shards(columns=("x",)):
         proba.append(model.predict_proba(shard["x"]))
