@@ -34,7 +34,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export TF_CPP_MIN_LOG_LEVEL := 3
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: help env test run-all demo bench clean eda features train evaluate personal compare lab ui server
+.PHONY: help env lint test run-all demo bench clean eda features train evaluate personal compare lab ui server
 
 help: ## show this help
 	@echo "genrelib - make targets:"
@@ -50,7 +50,12 @@ $(STAMP): pyproject.toml
 
 env: $(STAMP) ## create or update the virtual environment (.venv)
 
-test: $(STAMP) ## run the whole test suite (what CI runs)
+lint: $(STAMP) ## ruff (lint and format check) and the import-linter contracts (layers, no import circles)
+	$(VENV)/bin/ruff check --quiet .
+	$(VENV)/bin/ruff format --check --quiet .
+	$(VENV)/bin/lint-imports --no-cache
+
+test: lint ## lint, then the whole test suite (what CI runs)
 	$(PY) -m pytest -q
 
 demo: $(STAMP) ## generate the synthetic demo music (data/demo/genres and data/demo/personal)

@@ -22,7 +22,7 @@ BENCH_DATA = ROOT / "data" / "bench" / "genres"
 
 def demo_tracks(n_tracks: int) -> Path:
     """200 demo tracks (20 per genre, 30 s), generated once and reused."""
-    from genrelib import demo
+    from genrelib.datasets import demo
 
     demo.make_demo(BENCH_DATA, per_genre=n_tracks // 10, seconds=30.0, seed=123)
     return BENCH_DATA
@@ -44,8 +44,9 @@ def seed_notebook_way(root: Path, out: Path, *, n_mfcc: int = 16) -> int:
             signal, sr = librosa.load(os.path.join(dirpath, f), sr=sr)
             for d in range(num_segments):
                 start = samples_per_segment * d
-                mfcc = librosa.feature.mfcc(y=signal[start:start + samples_per_segment], sr=sr, n_mfcc=n_mfcc,
-                                            n_fft=n_fft, hop_length=hop).T
+                mfcc = librosa.feature.mfcc(
+                    y=signal[start : start + samples_per_segment], sr=sr, n_mfcc=n_mfcc, n_fft=n_fft, hop_length=hop
+                ).T
                 if len(mfcc) == expected:
                     data["mfcc"].append(mfcc.tolist())
                     data["labels"].append(i - 1)
@@ -68,8 +69,16 @@ def bench_features(n_tracks: int) -> dict:
         t_seed, n_seg = timed(seed_notebook_way, root, tmp / "data.json")
         seed_size = (tmp / "data.json").stat().st_size
         env = dict(os.environ, GENRELIB_CACHE=str(tmp / "cache"))
-        cmd = [str(Path(sys.executable).parent / "genrelib"), "features", str(root), "--kind", "mfcc",
-               "--out", str(tmp / "mfcc.npz"), "--no-cache"]
+        cmd = [
+            str(Path(sys.executable).parent / "genrelib"),
+            "features",
+            str(root),
+            "--kind",
+            "mfcc",
+            "--out",
+            str(tmp / "mfcc.npz"),
+            "--no-cache",
+        ]
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, env=env, capture_output=True)
         t_gl = time.perf_counter() - t0
@@ -77,10 +86,17 @@ def bench_features(n_tracks: int) -> dict:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {
-        "tracks": n_tracks, "segments_seed": n_seg, "cpus": os.cpu_count(),
-        "seed_seconds": t_seed, "seed_tracks_per_s": n_tracks / t_seed, "seed_bytes": seed_size,
-        "genrelib_seconds": t_gl, "genrelib_tracks_per_s": n_tracks / t_gl, "genrelib_bytes": gl_size,
-        "speedup": t_seed / t_gl, "size_ratio": seed_size / gl_size,
+        "tracks": n_tracks,
+        "segments_seed": n_seg,
+        "cpus": os.cpu_count(),
+        "seed_seconds": t_seed,
+        "seed_tracks_per_s": n_tracks / t_seed,
+        "seed_bytes": seed_size,
+        "genrelib_seconds": t_gl,
+        "genrelib_tracks_per_s": n_tracks / t_gl,
+        "genrelib_bytes": gl_size,
+        "speedup": t_seed / t_gl,
+        "size_ratio": seed_size / gl_size,
     }
 
 
@@ -91,8 +107,8 @@ def bench_songs(n: int = 20, seconds: float = 180.0) -> list[Path]:
     """n synthetic 3-minute mp3 songs (generated once)."""
     import soundfile as sf
 
-    from genrelib import demo
     from genrelib.config import GENRES
+    from genrelib.datasets import demo
 
     SONGS.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -113,11 +129,13 @@ def bench_training(n_tracks: int) -> tuple[dict, Path]:
     """Seconds per epoch of seed_cnn on 2,000 segments; segment predictions per second. Saves the model."""
     import numpy as np
 
-    from genrelib import dataset, features
-    from genrelib.train import TrainConfig, fit
+    from genrelib import datasets
+    from genrelib import features
+    from genrelib.training.config import TrainConfig
+    from genrelib.training.fit import fit
 
     root = demo_tracks(n_tracks)
-    ds = dataset.scan(root)
+    ds = datasets.scan(root)
     fs = features.extract(ds, features.FeatureConfig(), cache_dir=ROOT / "data" / "bench" / "cache", progress=False)
     assert len(fs) == 2000, len(fs)
     rows = np.arange(len(fs))
@@ -134,14 +152,19 @@ def bench_training(n_tracks: int) -> tuple[dict, Path]:
     pred_s = time.perf_counter() - t0
     out = ROOT / "data" / "bench" / "seed_cnn_model"
     model.save(out)
-    return {"segments": len(fs), "epochs": epochs, "fit_seconds": total, "seconds_per_epoch": times / epochs,
-            "segment_predictions_per_second": len(fs) / pred_s}, out
+    return {
+        "segments": len(fs),
+        "epochs": epochs,
+        "fit_seconds": total,
+        "seconds_per_epoch": times / epochs,
+        "segment_predictions_per_second": len(fs) / pred_s,
+    }, out
 
 
 def bench_prediction(seed_model: Path) -> dict:
     """genrelib predict on a 3-minute mp3 (cold, fresh process) and per song over 20 songs (warm)."""
     from genrelib import audio, features
-    from genrelib.predict import Predictor
+    from genrelib.inference.predict import Predictor
 
     songs = bench_songs()
     gl = str(Path(sys.executable).parent / "genrelib")
@@ -194,8 +217,10 @@ def bench_musicnn(repeats: int = 10, cold_repeats: int = 3) -> dict:
 
     import soundfile as sf
 
-    from genrelib import demo, features, musicnn
+    from genrelib import features
     from genrelib.config import SR
+    from genrelib.datasets import demo
+    from genrelib.features import musicnn
 
     seconds = 30.0
     y = demo.render("rock", seconds, seed=7)
@@ -214,9 +239,11 @@ def bench_musicnn(repeats: int = 10, cold_repeats: int = 3) -> dict:
     song.parent.mkdir(parents=True, exist_ok=True)
     sf.write(song, y, SR)
     gl = str(Path(sys.executable).parent / "genrelib")
-    cmds = {"import_tensorflow": [sys.executable, "-c", "import tensorflow"],
-                "predict_tags": [gl, "predict", str(song), "--tags", "3"],
-                "predict": [gl, "predict", str(song)]}
+    cmds = {
+        "import_tensorflow": [sys.executable, "-c", "import tensorflow"],
+        "predict_tags": [gl, "predict", str(song), "--tags", "3"],
+        "predict": [gl, "predict", str(song)],
+    }
     cold: dict[str, list[float]] = {k: [] for k in cmds}
     for _ in range(cold_repeats):  # interleaved, so that a burst of load on the shared machine hits all three
         for name, cmd in cmds.items():
@@ -224,13 +251,18 @@ def bench_musicnn(repeats: int = 10, cold_repeats: int = 3) -> dict:
     med = {k: statistics.median(v) for k, v in cold.items()}
     diffs = [a - b for a, b in zip(cold["predict_tags"], cold["import_tensorflow"])]
     return {
-        "cpus": os.cpu_count(), "clip_seconds": seconds, "load_seconds": t_load, "first_call_seconds": t_first,
-        "embed_seconds_per_clip": embed_s, "embed_x_realtime": seconds / embed_s,
+        "cpus": os.cpu_count(),
+        "clip_seconds": seconds,
+        "load_seconds": t_load,
+        "first_call_seconds": t_first,
+        "embed_seconds_per_clip": embed_s,
+        "embed_x_realtime": seconds / embed_s,
         "embed_median_seconds_per_clip": statistics.median(warm["embed"]),
         "feature_kind_median_seconds_per_window": statistics.median(warm["window"]),
         "preprocessing_seconds_per_clip": patches_s,
         "feature_kind_seconds_per_window": window_s,
-        "cold_seconds": cold, "cold_median_seconds": med,
+        "cold_seconds": cold,
+        "cold_median_seconds": med,
         "tags_minus_tensorflow_seconds": statistics.median(diffs),
     }
 
@@ -238,54 +270,78 @@ def bench_musicnn(repeats: int = 10, cold_repeats: int = 3) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--tracks", type=int, default=200)
-    p.add_argument("--only", default=None, choices=["features", "train", "predict", "musicnn", "scale"],
-                   help="run only this benchmark (predict includes train, which makes its model); scale (the "
-                        "feature store, Dask and streaming training on many clips, benchmarks/scale.py) runs only "
-                        "when asked for: it takes minutes")
+    p.add_argument(
+        "--only",
+        default=None,
+        choices=["features", "train", "predict", "musicnn", "scale"],
+        help="run only this benchmark (predict includes train, which makes its model); scale (the "
+        "feature store, Dask and streaming training on many clips, benchmarks/scale.py) runs only "
+        "when asked for: it takes minutes",
+    )
     args = p.parse_args()
     results = {}
     if args.only in (None, "features"):
         r = results["features"] = bench_features(args.tracks)
         print(f"MFCC extraction of {r['tracks']} demo tracks (30 s) on {r['cpus']} CPUs")
-        print(f"  original notebook (1 process, JSON indent=4): {r['seed_seconds']:7.1f} s "
-              f"{r['seed_tracks_per_s']:6.1f} tracks/s {r['seed_bytes'] / 1e6:8.1f} MB")
-        print(f"  genrelib features --kind mfcc (fresh process): {r['genrelib_seconds']:6.1f} s "
-              f"{r['genrelib_tracks_per_s']:6.1f} tracks/s {r['genrelib_bytes'] / 1e6:8.1f} MB")
+        print(
+            f"  original notebook (1 process, JSON indent=4): {r['seed_seconds']:7.1f} s "
+            f"{r['seed_tracks_per_s']:6.1f} tracks/s {r['seed_bytes'] / 1e6:8.1f} MB"
+        )
+        print(
+            f"  genrelib features --kind mfcc (fresh process): {r['genrelib_seconds']:6.1f} s "
+            f"{r['genrelib_tracks_per_s']:6.1f} tracks/s {r['genrelib_bytes'] / 1e6:8.1f} MB"
+        )
         print(f"  speed-up {r['speedup']:.1f}x (target >= 5x), size ratio {r['size_ratio']:.1f}x (target >= 10x)")
     if args.only in (None, "train", "predict"):
         r, model_dir = bench_training(args.tracks)
         results["training"] = r
-        print(f"seed_cnn training on {r['segments']} MFCC segments: {r['seconds_per_epoch']:.2f} s per epoch "
-              f"(mean of {r['epochs']}, first epoch's tracing included); "
-              f"{r['segment_predictions_per_second']:.0f} segment predictions/s")
+        print(
+            f"seed_cnn training on {r['segments']} MFCC segments: {r['seconds_per_epoch']:.2f} s per epoch "
+            f"(mean of {r['epochs']}, first epoch's tracing included); "
+            f"{r['segment_predictions_per_second']:.0f} segment predictions/s"
+        )
         if args.only in (None, "predict"):
             r = results["prediction"] = bench_prediction(model_dir)
             print(f"prediction of one {r['song_seconds']:.0f} s mp3:")
             for name in ("reference", "seed_cnn"):
                 q = r[name]
-                print(f"  {name:<10} cold (fresh process) {q['cold_seconds']:5.1f} s; warm {q['warm_seconds_per_song']:5.2f} s "
-                      f"per song over 20 songs = {q['warm_x_realtime']:.0f}x real time")
+                print(
+                    f"  {name:<10} cold (fresh process) {q['cold_seconds']:5.1f} s; warm {q['warm_seconds_per_song']:5.2f} s "
+                    f"per song over 20 songs = {q['warm_x_realtime']:.0f}x real time"
+                )
             h = r["hpss"]
-            print(f"  HPSS of a 30 s window: librosa {h['librosa_seconds']:.2f} s, genrelib {h['genrelib_seconds']:.2f} s "
-                  f"(identical output): {h['speedup']:.1f}x faster")
+            print(
+                f"  HPSS of a 30 s window: librosa {h['librosa_seconds']:.2f} s, genrelib {h['genrelib_seconds']:.2f} s "
+                f"(identical output): {h['speedup']:.1f}x faster"
+            )
             print("  targets: seed_cnn warm >= 100x real time; reference cold < 8 s, warm >= 30x real time")
     if args.only in (None, "musicnn"):
         r = results["musicnn"] = bench_musicnn()
-        print(f"pretrained musicnn on {r['cpus']} CPUs (load {r['load_seconds']:.1f} s, first call "
-              f"{r['first_call_seconds']:.1f} s):")
-        print(f"  warm musicnn.embed of a {r['clip_seconds']:.0f} s clip: {r['embed_seconds_per_clip']:.2f} s "
-              f"= {r['embed_x_realtime']:.0f}x real time (target >= 60x; best of 10, median "
-              f"{r['embed_median_seconds_per_clip']:.2f} s); of which mel preprocessing "
-              f"{r['preprocessing_seconds_per_clip']:.3f} s")
-        print(f"  musicnn feature kind (features.window_features): {r['feature_kind_seconds_per_window']:.2f} s "
-              f"per 30 s window (best of 10, median {r['feature_kind_median_seconds_per_window']:.2f} s)")
+        print(
+            f"pretrained musicnn on {r['cpus']} CPUs (load {r['load_seconds']:.1f} s, first call "
+            f"{r['first_call_seconds']:.1f} s):"
+        )
+        print(
+            f"  warm musicnn.embed of a {r['clip_seconds']:.0f} s clip: {r['embed_seconds_per_clip']:.2f} s "
+            f"= {r['embed_x_realtime']:.0f}x real time (target >= 60x; best of 10, median "
+            f"{r['embed_median_seconds_per_clip']:.2f} s); of which mel preprocessing "
+            f"{r['preprocessing_seconds_per_clip']:.3f} s"
+        )
+        print(
+            f"  musicnn feature kind (features.window_features): {r['feature_kind_seconds_per_window']:.2f} s "
+            f"per 30 s window (best of 10, median {r['feature_kind_median_seconds_per_window']:.2f} s)"
+        )
         m, runs = r["cold_median_seconds"], r["cold_seconds"]
-        for name, label in (("import_tensorflow", 'fresh python -c "import tensorflow"'),
-                            ("predict_tags", "fresh genrelib predict song.wav --tags 3"),
-                            ("predict", "fresh genrelib predict song.wav (no tags)")):
+        for name, label in (
+            ("import_tensorflow", 'fresh python -c "import tensorflow"'),
+            ("predict_tags", "fresh genrelib predict song.wav --tags 3"),
+            ("predict", "fresh genrelib predict song.wav (no tags)"),
+        ):
             print(f"  {label:<42} {m[name]:5.1f} s (median of " + ", ".join(f"{v:.1f}" for v in runs[name]) + ")")
-        print(f"  --tags 3 minus import tensorflow: {r['tags_minus_tensorflow_seconds']:.1f} s (median of "
-              f"the per-round differences; target <= 5 s)")
+        print(
+            f"  --tags 3 minus import tensorflow: {r['tags_minus_tensorflow_seconds']:.1f} s (median of "
+            f"the per-round differences; target <= 5 s)"
+        )
     if args.only == "scale":
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         import scale

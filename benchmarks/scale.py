@@ -34,8 +34,8 @@ def make_clips(n: int, seconds: float = 5.0) -> Path:
     """``n`` clips of ``seconds`` under WORK/clips-N/genres (hard links to 40 rendered clips)."""
     import soundfile as sf
 
-    from genrelib import demo
     from genrelib.config import GENRES
+    from genrelib.datasets import demo
 
     src = WORK / f"distinct-{seconds:g}s"
     if not src.exists():
@@ -43,8 +43,12 @@ def make_clips(n: int, seconds: float = 5.0) -> Path:
         tmp.mkdir(parents=True, exist_ok=True)
         for g in GENRES:
             for k in range(4):
-                sf.write(tmp / f"{g}.{k}.wav", demo.render(g, seconds, seed=demo.track_seed(11, g, k)), 22050,
-                         subtype="PCM_16")
+                sf.write(
+                    tmp / f"{g}.{k}.wav",
+                    demo.render(g, seconds, seed=demo.track_seed(11, g, k)),
+                    22050,
+                    subtype="PCM_16",
+                )
         tmp.rename(src)
     root = WORK / f"clips-{n}-{seconds:g}s" / "genres"
     if not root.exists():
@@ -87,7 +91,7 @@ class TreeRSS:
         while not self._stop.wait(0.1):
             self.sample()
 
-    def __enter__(self) -> "TreeRSS":
+    def __enter__(self) -> TreeRSS:
         self._thread.start()
         return self
 
@@ -106,15 +110,16 @@ def _rss(tree: TreeRSS | None = None) -> dict:
 
 def child(argv: list[str]) -> dict:
     """One measurement, in this (fresh) process."""
-    from genrelib import dataset, features, store
+    from genrelib import datasets
+    from genrelib import features
+    from genrelib.features import store
 
     mode = argv[0]
     if mode == "kind-cost":  # per 30 s clip, one process, one thread
+        import soundfile as sf
         from threadpoolctl import threadpool_limits
 
-        import soundfile as sf
-
-        from genrelib import demo
+        from genrelib.datasets import demo
 
         kind = argv[1]
         clip = WORK / "clip30.wav"
@@ -132,7 +137,7 @@ def child(argv: list[str]) -> dict:
         return {"kind": kind, "best_seconds": min(times), "median_seconds": sorted(times)[len(times) // 2]}
     if mode in ("extract-store", "extract-memory"):
         root, kind, jobs = Path(argv[1]), argv[2], int(argv[3])
-        ds = dataset.scan(root, check=False)
+        ds = datasets.scan(root, check=False)
         cfg = features.FeatureConfig(kind=kind)
         out = WORK / "stores" / f"{root.parent.name}"
         shutil.rmtree(out, ignore_errors=True)
@@ -147,11 +152,13 @@ def child(argv: list[str]) -> dict:
         from distributed import Client, LocalCluster
 
         root, workers = Path(argv[1]), int(argv[2])
-        ds = dataset.scan(root, check=False)
+        ds = datasets.scan(root, check=False)
         cfg = features.FeatureConfig(kind="mel")
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
-                Client(lc) as client:
-            client.run(lambda: __import__("genrelib.store"))  # imports paid before the clock starts
+        with (
+            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as lc,
+            Client(lc) as client,
+        ):
+            client.run(lambda: __import__("genrelib.features.store"))  # imports paid before the clock starts
             out = WORK / "stores" / f"cluster-{workers}"
             shutil.rmtree(out, ignore_errors=True)
             t = time.perf_counter()
@@ -162,7 +169,8 @@ def child(argv: list[str]) -> dict:
     if mode in ("train-store", "train-memory"):
         import numpy as np
 
-        from genrelib.train import TrainConfig, fit
+        from genrelib.training.config import TrainConfig
+        from genrelib.training.fit import fit
 
         sfs = store.open_store(argv[1])
         tracks = np.array(sfs.tracks)
@@ -175,8 +183,12 @@ def child(argv: list[str]) -> dict:
         cfg = TrainConfig(family="seed_cnn", epochs=1, seed=1, batch_size=32)
         t = time.perf_counter()
         model, _ = fit(train, valid, cfg)
-        return {"segments": len(train), "seconds": time.perf_counter() - t,
-                "fit_seconds": model.info["train_seconds"], **_rss()}
+        return {
+            "segments": len(train),
+            "seconds": time.perf_counter() - t,
+            "fit_seconds": model.info["train_seconds"],
+            **_rss(),
+        }
     raise SystemExit(f"unknown child mode {mode}")
 
 
@@ -194,21 +206,29 @@ def training_store(segments: int) -> Path:
     track ids (64 tracks, 640 segments per shard)."""
     import numpy as np
 
-    from genrelib import dataset, features, store
+    from genrelib import datasets
+    from genrelib import features
+    from genrelib.features import store
 
     folder = WORK / f"train-store-{segments}"
     if (folder / "manifest.json").exists():
         return folder
     clips = make_clips(40, seconds=30.0)
-    fs = features.extract(dataset.scan(clips, check=False), features.FeatureConfig(), use_cache=False,
-                          progress=False)
+    fs = features.extract(datasets.scan(clips, check=False), features.FeatureConfig(), use_cache=False, progress=False)
     per = len(fs) // len(fs.tracks)  # 10 segments per 30 s clip
     keep = (segments // per) * per  # whole tracks only
     reps = -(-keep // len(fs))
     tile = lambda a: np.concatenate([a] * reps)[:keep]  # noqa: E731
     ids = np.concatenate([np.char.add(fs.track_ids.astype(str), f"#{r}") for r in range(reps)])[:keep]
-    big = features.FeatureSet(X=tile(fs.X), track_ids=ids, window=tile(fs.window), segment=tile(fs.segment),
-                              row_genres=tile(fs.row_genres), genres=fs.genres, config=fs.config)
+    big = features.FeatureSet(
+        X=tile(fs.X),
+        track_ids=ids,
+        window=tile(fs.window),
+        segment=tile(fs.segment),
+        row_genres=tile(fs.row_genres),
+        genres=fs.genres,
+        config=fs.config,
+    )
     shutil.rmtree(folder, ignore_errors=True)
     store.write_featureset(big, folder, shard_size=64)
     return folder
@@ -217,8 +237,15 @@ def training_store(segments: int) -> Path:
 PARTS = ("cost", "extract", "cluster", "train")
 
 
-def bench_scale(n_small: int = 1000, n_large: int = 4000, n_cluster: int = 2000, segments: int = 30_000, *,
-                parts: tuple[str, ...] = PARTS, rounds: int = 1) -> dict:
+def bench_scale(
+    n_small: int = 1000,
+    n_large: int = 4000,
+    n_cluster: int = 2000,
+    segments: int = 30_000,
+    *,
+    parts: tuple[str, ...] = PARTS,
+    rounds: int = 1,
+) -> dict:
     """The measurements of ``parts``; the cluster and training pairs ``rounds`` times each, in ABBA order (A B, then
     B A, ...) so that a drift of the shared machine's load does not favour either side; ratios per round and their
     median."""
@@ -229,8 +256,13 @@ def bench_scale(n_small: int = 1000, n_large: int = 4000, n_cluster: int = 2000,
         out["extract"] = []
         for n in (n_small, n_large):
             root = make_clips(n)
-            out["extract"].append({"clips": n, "store": run_child("extract-store", root, "mel", 2),
-                                   "memory": run_child("extract-memory", root, "mel", 2)})
+            out["extract"].append(
+                {
+                    "clips": n,
+                    "store": run_child("extract-store", root, "mel", 2),
+                    "memory": run_child("extract-memory", root, "mel", 2),
+                }
+            )
 
     def pairs(a: tuple, b: tuple) -> list[tuple[dict, dict]]:
         res = []
@@ -247,21 +279,33 @@ def bench_scale(n_small: int = 1000, n_large: int = 4000, n_cluster: int = 2000,
         root = make_clips(n_cluster)
         runs = pairs(("cluster", root, 1), ("cluster", root, 2))
         ratios = [one["seconds"] / two["seconds"] for one, two in runs]
-        out["cluster"] = {"one_worker": runs[0][0], "two_workers": runs[0][1], "rounds": runs,
-                          "speedups": ratios, "speedup": statistics.median(ratios)}
+        out["cluster"] = {
+            "one_worker": runs[0][0],
+            "two_workers": runs[0][1],
+            "rounds": runs,
+            "speedups": ratios,
+            "speedup": statistics.median(ratios),
+        }
     if "train" in parts:
         folder = training_store(segments)
         runs = pairs(("train-memory", folder), ("train-store", folder))
         ratios = [mem["seconds"] / st["seconds"] for mem, st in runs]
-        out["train"] = {"memory": runs[0][0], "store": runs[0][1], "rounds": runs, "ratios": ratios,
-                        "store_speed_vs_memory": statistics.median(ratios)}
+        out["train"] = {
+            "memory": runs[0][0],
+            "store": runs[0][1],
+            "rounds": runs,
+            "ratios": ratios,
+            "store_speed_vs_memory": statistics.median(ratios),
+        }
     out["load_average_after"] = os.getloadavg()
     return out
 
 
 def report(r: dict) -> None:
-    print(f"scale group on {r['cpus']} CPUs, load average before {r['load_average_before'][0]:.1f}, "
-          f"after {r['load_average_after'][0]:.1f} (shared machine: ratios are noisy)")
+    print(
+        f"scale group on {r['cpus']} CPUs, load average before {r['load_average_before'][0]:.1f}, "
+        f"after {r['load_average_after'][0]:.1f} (shared machine: ratios are noisy)"
+    )
     if "kind_cost" in r:
         print("  per-clip cost, one 30 s clip, 1 process, 1 thread (best; median):")
         for k, c in r["kind_cost"].items():
@@ -270,24 +314,32 @@ def report(r: dict) -> None:
         print("  mel extraction of 5 s clips, 2 processes (peak RSS of the main process; with its workers, summed):")
         for e in r["extract"]:
             s, m = e["store"], e["memory"]
-            print(f"    {e['clips']:>6} clips: store {s['seconds']:6.1f} s {s['peak_rss_mb']:6.0f} MB "
-                  f"(with workers {s.get('peak_tree_rss_mb', float('nan')):6.0f} MB); in memory "
-                  f"{m['seconds']:6.1f} s {m['peak_rss_mb']:6.0f} MB "
-                  f"(with workers {m.get('peak_tree_rss_mb', float('nan')):6.0f} MB)")
+            print(
+                f"    {e['clips']:>6} clips: store {s['seconds']:6.1f} s {s['peak_rss_mb']:6.0f} MB "
+                f"(with workers {s.get('peak_tree_rss_mb', float('nan')):6.0f} MB); in memory "
+                f"{m['seconds']:6.1f} s {m['peak_rss_mb']:6.0f} MB "
+                f"(with workers {m.get('peak_tree_rss_mb', float('nan')):6.0f} MB)"
+            )
     if "cluster" in r:
         c = r["cluster"]
         for one, two in c.get("rounds", [(c["one_worker"], c["two_workers"])]):
-            print(f"  LocalCluster on {one['clips']} clips: 1 worker {one['seconds']:.1f} s, 2 workers "
-                  f"{two['seconds']:.1f} s: {one['seconds'] / two['seconds']:.2f}x")
+            print(
+                f"  LocalCluster on {one['clips']} clips: 1 worker {one['seconds']:.1f} s, 2 workers "
+                f"{two['seconds']:.1f} s: {one['seconds'] / two['seconds']:.2f}x"
+            )
         print(f"  LocalCluster speed-up, median over rounds: {c['speedup']:.2f}x (target >= 1.6x)")
     if "train" in r:
         t = r["train"]
         for mem, st in t.get("rounds", [(t["memory"], t["store"])]):
-            print(f"  seed_cnn, one epoch on {st['segments']} MFCC segments: in memory {mem['seconds']:.1f} s peak "
-                  f"{mem['peak_rss_mb']:.0f} MB; from the store {st['seconds']:.1f} s peak {st['peak_rss_mb']:.0f} MB: "
-                  f"{mem['seconds'] / st['seconds']:.2f}x")
-        print(f"  store speed / in-memory speed, median over rounds: {t['store_speed_vs_memory']:.2f}x "
-              "(target >= 0.8x, peak < 2 GB)")
+            print(
+                f"  seed_cnn, one epoch on {st['segments']} MFCC segments: in memory {mem['seconds']:.1f} s peak "
+                f"{mem['peak_rss_mb']:.0f} MB; from the store {st['seconds']:.1f} s peak {st['peak_rss_mb']:.0f} MB: "
+                f"{mem['seconds'] / st['seconds']:.2f}x"
+            )
+        print(
+            f"  store speed / in-memory speed, median over rounds: {t['store_speed_vs_memory']:.2f}x "
+            "(target >= 0.8x, peak < 2 GB)"
+        )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .config import MIN_FRACTION, SR, UNSUPPORTED_EXTENSIONS
-from .errors import AudioError
+from genrelib.config import MIN_FRACTION, SR, UNSUPPORTED_EXTENSIONS
+from genrelib.errors import AudioError
 
 logger = logging.getLogger(__name__)
 
@@ -124,12 +124,16 @@ def _open(path: Path) -> sf.SoundFile:
         raise AudioError(f"{path}: contains no audio samples; re-copy or re-encode it")
     if f.frames < MIN_SECONDS * f.samplerate:
         f.close()
-        raise AudioError(f"{path}: too short ({f.frames / f.samplerate:.3g} s); genrelib needs at least "
-                         f"{MIN_SECONDS:g} s of audio to classify")
+        raise AudioError(
+            f"{path}: too short ({f.frames / f.samplerate:.3g} s); genrelib needs at least "
+            f"{MIN_SECONDS:g} s of audio to classify"
+        )
     if f.format == "OGG" and not _ogg_complete(path):
         f.close()
-        raise AudioError(f"{path}: truncated: the Ogg stream has no end-of-stream page (the file was cut "
-                         "short); re-copy or re-download the file")
+        raise AudioError(
+            f"{path}: truncated: the Ogg stream has no end-of-stream page (the file was cut "
+            "short); re-copy or re-download the file"
+        )
     return f
 
 
@@ -151,8 +155,17 @@ def _expected_frames(path: Path, f: sf.SoundFile) -> int | None:
         declared = _declared_data_bytes(path)
         if declared is None:
             return None
-        width = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8, "PCM_U8": 1, "PCM_S8": 1,
-                 "ULAW": 1, "ALAW": 1}.get(f.subtype)
+        width = {
+            "PCM_16": 2,
+            "PCM_24": 3,
+            "PCM_32": 4,
+            "FLOAT": 4,
+            "DOUBLE": 8,
+            "PCM_U8": 1,
+            "PCM_S8": 1,
+            "ULAW": 1,
+            "ALAW": 1,
+        }.get(f.subtype)
         return None if width is None else declared // (width * f.channels)
     if fmt == "MP3":
         return f.frames  # from the Xing/VBR header; a cut mp3 decodes fewer frames
@@ -215,8 +228,10 @@ def stream(path: str | Path, *, sr: int = SR, block_seconds: float = BLOCK_SECON
                     raise AudioError(f"{path}: decodes to NaN or infinite samples; the file is corrupt")
                 peak = max(peak, float(np.abs(y).max(initial=0.0)))
                 if peak > MAX_PEAK:
-                    raise AudioError(f"{path}: samples reach {peak:.0e}, while audio lies in [-1, 1]; the file "
-                                     "holds integer-scaled or garbage values as float: rescale it to [-1, 1]")
+                    raise AudioError(
+                        f"{path}: samples reach {peak:.0e}, while audio lies in [-1, 1]; the file "
+                        "holds integer-scaled or garbage values as float: rescale it to [-1, 1]"
+                    )
                 if peak == 0.0:
                     silent_lead += len(y)
                     continue
@@ -431,5 +446,6 @@ def load_windows(
     Yields ``(start_seconds, window)`` pairs as :func:`iter_windows` does; raises :class:`AudioError`
     as :func:`stream` does.
     """
-    yield from iter_windows(stream(path, sr=sr), sr, seconds=seconds, hop_seconds=hop_seconds,
-                            min_fraction=min_fraction, pad=pad)
+    yield from iter_windows(
+        stream(path, sr=sr), sr, seconds=seconds, hop_seconds=hop_seconds, min_fraction=min_fraction, pad=pad
+    )

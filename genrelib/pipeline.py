@@ -12,13 +12,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import GenrelibError
+from genrelib.errors import GenrelibError
 
 logger = logging.getLogger(__name__)
 
 #: Headline metrics of the notebooks' runs that the run-all parent run collects.
-SUMMARY_METRICS = ("test_track_accuracy", "test_segment_accuracy", "test_track_f1_macro", "eval_track_accuracy",
-                   "eval_segment_accuracy", "personal_song_accuracy", "personal_window_accuracy")
+SUMMARY_METRICS = (
+    "test_track_accuracy",
+    "test_segment_accuracy",
+    "test_track_f1_macro",
+    "eval_track_accuracy",
+    "eval_segment_accuracy",
+    "personal_song_accuracy",
+    "personal_window_accuracy",
+)
 
 NOTEBOOKS = ("01_eda", "02_features", "03_train", "04_evaluate", "05_personal_test", "06_compare")
 
@@ -62,18 +69,22 @@ def kernel_metadata(kernel: str = KERNEL, *, timeout: float = 60.0) -> dict:
     try:
         spec = KernelSpecManager().get_kernel_spec(kernel)
     except NoSuchKernel as exc:
-        raise NotebookError(f"no Jupyter kernel named {kernel!r}; install it with `make env`, or `.venv/bin/python "
-                            f"-m ipykernel install --sys-prefix --name {kernel} --display-name 'Python ({kernel})'`"
-                            ) from exc
-    km, kc = start_new_kernel(kernel_name=kernel, startup_timeout=timeout,
-                              extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+        raise NotebookError(
+            f"no Jupyter kernel named {kernel!r}; install it with `make env`, or `.venv/bin/python "
+            f"-m ipykernel install --sys-prefix --name {kernel} --display-name 'Python ({kernel})'`"
+        ) from exc
+    km, kc = start_new_kernel(
+        kernel_name=kernel, startup_timeout=timeout, extra_arguments=["--IPKernelApp.log_level=CRITICAL"]
+    )
     try:
         info = kc.kernel_info(reply=True, timeout=timeout)["content"]["language_info"]
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
-    return {"kernelspec": {"display_name": spec.display_name, "language": spec.language, "name": kernel},
-            "language_info": info}
+    return {
+        "kernelspec": {"display_name": spec.display_name, "language": spec.language, "name": kernel},
+        "language_info": info,
+    }
 
 
 def normalize_notebook(path: str | Path, metadata: dict, *, write: bool = True) -> bool:
@@ -178,11 +189,16 @@ def _check(parameters: dict, declared: dict[str, dict], *, must_be_declared: boo
             if must_be_declared:
                 names = sorted({k for params in declared.values() for k in params})
                 close = difflib.get_close_matches(key, names, n=1)
-                which = (f"notebook {next(iter(declared))}" if len(declared) == 1
-                         else f"any of the notebooks {', '.join(declared)}")
+                which = (
+                    f"notebook {next(iter(declared))}"
+                    if len(declared) == 1
+                    else f"any of the notebooks {', '.join(declared)}"
+                )
                 raise NotebookError(
                     f"unknown notebook parameter {key!r} (value {value!r}): not declared by {which}"
-                    + (f"; did you mean {close[0]!r}?" if close else "") + f" (declared: {', '.join(names)})")
+                    + (f"; did you mean {close[0]!r}?" if close else "")
+                    + f" (declared: {', '.join(names)})"
+                )
             out[key] = value
             continue
         types = {nb: declared[nb][key]["inferred_type_name"] for nb in owners}
@@ -202,7 +218,8 @@ def _check(parameters: dict, declared: dict[str, dict], *, must_be_declared: boo
             same = [n for n, u in types.items() if u == t]
             raise NotebookError(
                 f"notebook parameter {key!r} must be {_TYPE_WORDS.get(t, t)} ({t}), as {', '.join(same)} "
-                f"declare{'s' if len(same) == 1 else ''} it ({decl}); got {value!r}")
+                f"declare{'s' if len(same) == 1 else ''} it ({decl}); got {value!r}"
+            )
         out[key] = converted
     return out
 
@@ -215,8 +232,9 @@ def _accepts(value, type_name: str) -> bool:
     return True
 
 
-def check_parameters(parameters: dict, notebooks: tuple[str, ...] | list[str] = NOTEBOOKS, *,
-                     notebooks_dir: str | Path = "notebooks") -> dict:
+def check_parameters(
+    parameters: dict, notebooks: tuple[str, ...] | list[str] = NOTEBOOKS, *, notebooks_dir: str | Path = "notebooks"
+) -> dict:
     """Check notebook overrides before anything runs; return them converted to the declared types.
 
     Each name must be declared by at least one of ``notebooks`` (a name that only some declare is fine: each
@@ -264,9 +282,16 @@ class NotebookRun:
 PATH_PARAMETERS = ("data_dir", "personal_dir", "store", "split_file")
 
 
-def run_notebook(name: str, *, parameters: dict | None = None, notebooks_dir: str | Path = "notebooks",
-                 out_dir: str | Path = "results/notebooks", parent_run_id: str = "", tracking_uri: str | None = None,
-                 kernel: str = "python3") -> NotebookRun:
+def run_notebook(
+    name: str,
+    *,
+    parameters: dict | None = None,
+    notebooks_dir: str | Path = "notebooks",
+    out_dir: str | Path = "results/notebooks",
+    parent_run_id: str = "",
+    tracking_uri: str | None = None,
+    kernel: str = "python3",
+) -> NotebookRun:
     """Execute one notebook with papermill and attach it (ipynb and HTML) to its MLflow run.
 
     Parameters
@@ -288,7 +313,7 @@ def run_notebook(name: str, *, parameters: dict | None = None, notebooks_dir: st
     """
     import papermill as pm
 
-    from . import tracking
+    from genrelib import tracking
 
     src = Path(notebooks_dir) / f"{name}.ipynb"
     if not src.exists():
@@ -313,17 +338,25 @@ def run_notebook(name: str, *, parameters: dict | None = None, notebooks_dir: st
     try:
         # The kernel's own log (a TCP-without-encryption warning per start, a KeyboardInterrupt note at shutdown)
         # is not for the user: cell errors reach the executed notebook and the NotebookError.
-        pm.execute_notebook(str(src), str(output), parameters=params, kernel_name=kernel,
-                            cwd=str(Path(notebooks_dir).resolve()), progress_bar=False, log_output=False,
-                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+        pm.execute_notebook(
+            str(src),
+            str(output),
+            parameters=params,
+            kernel_name=kernel,
+            cwd=str(Path(notebooks_dir).resolve()),
+            progress_bar=False,
+            log_output=False,
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+        )
     except BaseException as exc:
         # By now the kernel has exited, and MLflow's exit hook in it ended a still-active run as FINISHED; a cell
         # may also have ended the run before a later cell failed. Either way the run is the notebook's and failed.
         run_id = _fail_notebook_run(name, output, parent_run_id=parent_run_id, started=started)
         if isinstance(exc, pm.PapermillExecutionError):
-            raise NotebookError(f"{name}: cell {exc.exec_count} failed: {exc.ename}: {exc.evalue} "
-                                f"(executed notebook with the traceback: {output}; MLflow run {run_id}, FAILED)"
-                                ) from exc
+            raise NotebookError(
+                f"{name}: cell {exc.exec_count} failed: {exc.ename}: {exc.evalue} "
+                f"(executed notebook with the traceback: {output}; MLflow run {run_id}, FAILED)"
+            ) from exc
         raise
     seconds = time.perf_counter() - t0
     html = _write_html(output)
@@ -349,7 +382,7 @@ def _write_html(output: Path) -> Path:
 def _fail_notebook_run(name: str, output: Path, *, parent_run_id: str, started: float) -> str:
     """Mark the MLflow run of a failed notebook FAILED (creating one if the notebook never started its run) and
     attach the executed notebook and its HTML rendering; returns the run id."""
-    from . import tracking
+    from genrelib import tracking
 
     run_id = tracking.find_run("genrelib.notebook", name, parent_run_id=parent_run_id or None, started_after=started)
     if run_id is None:
@@ -358,18 +391,24 @@ def _fail_notebook_run(name: str, output: Path, *, parent_run_id: str, started: 
         try:
             html = _write_html(output)
         except Exception as exc:  # the run's failure matters more than its rendering; keep the ipynb
-            logger.warning("%s: could not render the failed notebook as HTML (%s); attaching the ipynb only", name,
-                           exc)
+            logger.warning("%s: could not render the failed notebook as HTML (%s); attaching the ipynb only", name, exc)
             html = None
         tracking.log_notebook(run_id, output, html)
     tracking.end_run(run_id, "FAILED")
     return run_id
 
 
-def run_all(*, data_dir: str | Path, personal_dir: str | Path, parameters: dict | None = None,
-            notebooks: tuple[str, ...] = NOTEBOOKS, notebooks_dir: str | Path = "notebooks",
-            out_dir: str | Path = "results/notebooks", tracking_uri: str | None = None,
-            run_name: str | None = None) -> tuple[str, list[NotebookRun]]:
+def run_all(
+    *,
+    data_dir: str | Path,
+    personal_dir: str | Path,
+    parameters: dict | None = None,
+    notebooks: tuple[str, ...] = NOTEBOOKS,
+    notebooks_dir: str | Path = "notebooks",
+    out_dir: str | Path = "results/notebooks",
+    tracking_uri: str | None = None,
+    run_name: str | None = None,
+) -> tuple[str, list[NotebookRun]]:
     """Run the notebooks in order as children of a new MLflow parent run.
 
     The parent run is named after the data and the family (``run-all genres (synthetic demo) seed_cnn``) unless
@@ -387,31 +426,46 @@ def run_all(*, data_dir: str | Path, personal_dir: str | Path, parameters: dict 
         (:func:`check_parameters`). At the first failing notebook; that notebook's run (the failed notebook attached), the parent run and any
         unfinished child are marked FAILED.
     """
-    from . import tracking
+    from genrelib import tracking
 
     # a misspelt name or a value of the wrong type is refused before any notebook runs
     parameters = check_parameters(parameters or {}, notebooks, notebooks_dir=notebooks_dir)
     tracking.setup(tracking_uri)
-    params = {"data_dir": str(Path(data_dir).resolve()), "personal_dir": str(Path(personal_dir).resolve()),
-              **parameters}
+    params = {
+        "data_dir": str(Path(data_dir).resolve()),
+        "personal_dir": str(Path(personal_dir).resolve()),
+        **parameters,
+    }
     pin_model = "model" not in params  # then 04 and 05 use exactly the version 03 registers (see below)
     if "family" in params and pin_model:
         params["model"] = f"genre-classifier@{str(params['family']).replace('_', '-')}"
     if run_name is None:
-        from .demo import is_demo
+        from genrelib.datasets.demo import is_demo
 
         data = Path(params["data_dir"])
-        run_name = (f"run-all {data.name}{' (synthetic demo)' if is_demo(data) else ''} "
-                    f"{params.get('family', 'seed_cnn')}")
+        run_name = (
+            f"run-all {data.name}{' (synthetic demo)' if is_demo(data) else ''} {params.get('family', 'seed_cnn')}"
+        )
     parent = tracking.create_parent_run(run_name, tags={"genrelib.stage": "run-all"})
-    tracking.log_params_to(parent, {f"override.{k}": v for k, v in (parameters or {}).items()}
-                           | {"data_dir": params["data_dir"], "personal_dir": params["personal_dir"]})
+    tracking.log_params_to(
+        parent,
+        {f"override.{k}": v for k, v in (parameters or {}).items()}
+        | {"data_dir": params["data_dir"], "personal_dir": params["personal_dir"]},
+    )
     runs: list[NotebookRun] = []
     try:
         for name in notebooks:
             logger.info("running %s", name)
-            runs.append(run_notebook(name, parameters=params, notebooks_dir=notebooks_dir, out_dir=out_dir,
-                                     parent_run_id=parent, tracking_uri=tracking_uri))
+            runs.append(
+                run_notebook(
+                    name,
+                    parameters=params,
+                    notebooks_dir=notebooks_dir,
+                    out_dir=out_dir,
+                    parent_run_id=parent,
+                    tracking_uri=tracking_uri,
+                )
+            )
             if runs[-1].run_id:
                 tracking.copy_metrics(runs[-1].run_id, parent, SUMMARY_METRICS)
             version = tracking.run_tag(runs[-1].run_id, "genrelib.registered_version") if runs[-1].run_id else None

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .config import HOP_LENGTH, N_FFT, SR
+from genrelib.config import HOP_LENGTH, N_FFT, SR
 
 
 def _axes(ax=None, figsize=(7, 4)):
@@ -61,13 +61,14 @@ def plot_waveforms(signals: Mapping[str, np.ndarray], sr: int = SR, *, cols: int
     import matplotlib.pyplot as plt
 
     rows = int(np.ceil(len(signals) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(11, 1.9 * rows), sharex=True, sharey=True, layout="constrained",
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(11, 1.9 * rows), sharex=True, sharey=True, layout="constrained", squeeze=False
+    )
     for ax, (name, y) in zip(axes.flat, signals.items()):
         ax.plot(np.arange(len(y)) / sr, y, lw=0.3)
         ax.set_title(name, fontsize=9)
         ax.set_ylabel("amplitude", fontsize=8)
-    for ax in axes.flat[len(signals):]:
+    for ax in axes.flat[len(signals) :]:
         ax.axis("off")
     for ax in axes[-1]:
         ax.set_xlabel("time (s)")
@@ -88,8 +89,15 @@ def plot_spectrum(y: np.ndarray, sr: int = SR, *, title: str = "Magnitude spectr
     return _close(fig)
 
 
-def plot_spectrogram(y: np.ndarray, sr: int = SR, *, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH,
-                     title: str = "Spectrogram (STFT, dB)", ax=None):
+def plot_spectrogram(
+    y: np.ndarray,
+    sr: int = SR,
+    *,
+    n_fft: int = N_FFT,
+    hop_length: int = HOP_LENGTH,
+    title: str = "Spectrogram (STFT, dB)",
+    ax=None,
+):
     """STFT magnitude in dB relative to the maximum, log-frequency axis."""
     import librosa
     import librosa.display
@@ -116,16 +124,24 @@ def plot_mel_filterbank(sr: int = SR, *, n_fft: int = N_FFT, n_mels: int = 128, 
     return _close(fig)
 
 
-def plot_mel_spectrogram(y: np.ndarray, sr: int = SR, *, n_mels: int = 128, hop_length: int = HOP_LENGTH,
-                         title: str = "Mel spectrogram (dB)", ax=None):
+def plot_mel_spectrogram(
+    y: np.ndarray,
+    sr: int = SR,
+    *,
+    n_mels: int = 128,
+    hop_length: int = HOP_LENGTH,
+    title: str = "Mel spectrogram (dB)",
+    ax=None,
+):
     """Mel power spectrogram in dB relative to the maximum."""
     import librosa
     import librosa.display
 
     fig, ax = _axes(ax, (9, 4))
     S = librosa.feature.melspectrogram(y=y, sr=sr, n_mels=n_mels, hop_length=hop_length)
-    img = librosa.display.specshow(librosa.power_to_db(S, ref=np.max), sr=sr, hop_length=hop_length,
-                                   x_axis="time", y_axis="mel", ax=ax)
+    img = librosa.display.specshow(
+        librosa.power_to_db(S, ref=np.max), sr=sr, hop_length=hop_length, x_axis="time", y_axis="mel", ax=ax
+    )
     fig.colorbar(img, ax=ax, format="%+2.0f dB")
     ax.set_title(title)
     return _close(fig)
@@ -135,8 +151,9 @@ def plot_mfcc(M: np.ndarray, sr: int = SR, *, hop_length: int = HOP_LENGTH, titl
     """MFCCs as an image: ``M`` is ``(frames, n_mfcc)`` (genrelib's time-first layout)."""
     fig, ax = _axes(ax, (9, 3.5))
     frames = M.shape[0]
-    img = ax.imshow(M.T, origin="lower", aspect="auto", cmap="magma",
-                    extent=(0, frames * hop_length / sr, -0.5, M.shape[1] - 0.5))
+    img = ax.imshow(
+        M.T, origin="lower", aspect="auto", cmap="magma", extent=(0, frames * hop_length / sr, -0.5, M.shape[1] - 0.5)
+    )
     fig.colorbar(img, ax=ax, label="coefficient value")
     ax.set_xlabel("time (s)")
     ax.set_ylabel("MFCC index")
@@ -144,8 +161,9 @@ def plot_mfcc(M: np.ndarray, sr: int = SR, *, hop_length: int = HOP_LENGTH, titl
     return _close(fig)
 
 
-def plot_confusion_matrix(cm: np.ndarray, genres: Sequence[str], *, normalize: bool = True,
-                          title: str = "Confusion matrix", ax=None):
+def plot_confusion_matrix(
+    cm: np.ndarray, genres: Sequence[str], *, normalize: bool = True, title: str = "Confusion matrix", ax=None
+):
     """Confusion matrix labelled with genre names; rows are true genres, columns predictions."""
     fig, ax = _axes(ax, (7.5, 6.5))
     cm = np.asarray(cm, dtype=float)
@@ -161,16 +179,24 @@ def plot_confusion_matrix(cm: np.ndarray, genres: Sequence[str], *, normalize: b
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
             if cm[i, j] > 0:
-                ax.text(j, i, f"{cm[i, j]:.2f}" if normalize else f"{int(cm[i, j])}", ha="center", va="center",
-                        fontsize=7, color="white" if cm[i, j] > 0.6 * cm.max() else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{cm[i, j]:.2f}" if normalize else f"{int(cm[i, j])}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if cm[i, j] > 0.6 * cm.max() else "black",
+                )
     ax.set_title(title)
     return _close(fig)
 
 
-def plot_history(history: Mapping[str, Sequence[float]], *, title: str = "Training curves",
-                 loss_label: str = "cross-entropy"):
+def plot_history(
+    history: Mapping[str, Sequence[float]], *, title: str = "Training curves", loss_label: str = "cross-entropy"
+):
     """Loss and accuracy per epoch, training and validation; ``loss_label`` names what the loss is made of
-    (:func:`genrelib.train.loss_label` of the model)."""
+    (:func:`genrelib.training.report.loss_label` of the model)."""
     import matplotlib.pyplot as plt
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
@@ -178,8 +204,9 @@ def plot_history(history: Mapping[str, Sequence[float]], *, title: str = "Traini
         for prefix, style in (("", "-"), ("val_", "--")):
             if prefix + key in history:
                 vals = history[prefix + key]
-                ax.plot(range(1, len(vals) + 1), vals, style, marker="o", ms=3,
-                        label="validation" if prefix else "training")
+                ax.plot(
+                    range(1, len(vals) + 1), vals, style, marker="o", ms=3, label="validation" if prefix else "training"
+                )
         ax.set_xlabel("epoch")
         ax.set_ylabel(key)
         ax.legend()
@@ -189,8 +216,15 @@ def plot_history(history: Mapping[str, Sequence[float]], *, title: str = "Traini
     return _close(fig)
 
 
-def plot_timeline(starts: np.ndarray, proba: np.ndarray, genres: Sequence[str], *, title: str = "Genre over time",
-                  top: int = 4, ax=None):
+def plot_timeline(
+    starts: np.ndarray,
+    proba: np.ndarray,
+    genres: Sequence[str],
+    *,
+    title: str = "Genre over time",
+    top: int = 4,
+    ax=None,
+):
     """Probability of the ``top`` most likely genres per window over the song.
 
     A song of a single window has no "over time": it is drawn as a bar chart of every genre's probability.
@@ -220,8 +254,16 @@ def plot_timeline(starts: np.ndarray, proba: np.ndarray, genres: Sequence[str], 
 MAP_METHODS = ("pca", "tsne")
 
 
-def plot_embedding_map(X: np.ndarray, genres_of_rows: Sequence[str], *, method: str = "pca",
-                       track_ids: Sequence[str] | None = None, title: str = "Feature map", seed: int = 0, ax=None):
+def plot_embedding_map(
+    X: np.ndarray,
+    genres_of_rows: Sequence[str],
+    *,
+    method: str = "pca",
+    track_ids: Sequence[str] | None = None,
+    title: str = "Feature map",
+    seed: int = 0,
+    ax=None,
+):
     """A 2-D map of feature rows (or of tracks), one colour per genre.
 
     Every feature is standardized (zero mean, unit variance over the points), then reduced to two dimensions by
@@ -254,7 +296,7 @@ def plot_embedding_map(X: np.ndarray, genres_of_rows: Sequence[str], *, method: 
     from sklearn.decomposition import PCA
     from sklearn.preprocessing import StandardScaler
 
-    from .errors import FeatureError
+    from genrelib.errors import FeatureError
 
     if method not in MAP_METHODS:
         raise FeatureError(f"unknown map method {method!r}; choose one of {', '.join(MAP_METHODS)}")
@@ -296,13 +338,19 @@ def plot_embedding_map(X: np.ndarray, genres_of_rows: Sequence[str], *, method: 
     colours = dict(zip(names, _genre_colours(len(names))))
     for name in names + ([""] if "" in genres_of_rows else []):
         mask = genres_of_rows == name
-        ax.scatter(Y[mask, 0], Y[mask, 1], s=22, alpha=0.85, color=colours.get(name, "0.6"),
-                   label=name or "unlabelled", edgecolors="none")
+        ax.scatter(
+            Y[mask, 0],
+            Y[mask, 1],
+            s=22,
+            alpha=0.85,
+            color=colours.get(name, "0.6"),
+            label=name or "unlabelled",
+            edgecolors="none",
+        )
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(f"{title}\n{len(Y)} {points}, {how} of standardized features", fontsize=10)
-    ax.legend(title="genre", loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, title_fontsize=9,
-              frameon=False)
+    ax.legend(title="genre", loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, title_fontsize=9, frameon=False)
     return _close(fig)
 
 
@@ -313,15 +361,21 @@ def _genre_colours(n: int) -> list:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
-def plot_augmented_examples(examples: Mapping[str, Mapping[str, np.ndarray]], *, kind: str = "mel", sr: int = SR,
-                            hop_length: int = HOP_LENGTH, title: str = "Augmented training examples"):
+def plot_augmented_examples(
+    examples: Mapping[str, Mapping[str, np.ndarray]],
+    *,
+    kind: str = "mel",
+    sr: int = SR,
+    hop_length: int = HOP_LENGTH,
+    title: str = "Augmented training examples",
+):
     """Segments side by side with their augmented versions: one row per track, the original first.
 
     Parameters
     ----------
     examples : mapping
         ``{track_id: {label: S}}`` with ``S`` of shape ``(frames, bands)`` (time first), as
-        :func:`genrelib.train.augmented_examples` gives them; the first label of each track is its original.
+        :func:`genrelib.training.report.augmented_examples` gives them; the first label of each track is its original.
     kind : str
         ``mel`` (log-mel dB) or ``mfcc``: names the vertical axis and the colour scale.
 
@@ -333,8 +387,9 @@ def plot_augmented_examples(examples: Mapping[str, Mapping[str, np.ndarray]], *,
 
     rows = list(examples.items())
     cols = max(len(v) for _, v in rows)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(2.9 * cols + 0.8, 2.6 * len(rows)), layout="constrained",
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), cols, figsize=(2.9 * cols + 0.8, 2.6 * len(rows)), layout="constrained", squeeze=False
+    )
     for r, (track_id, variants) in enumerate(rows):
         values = np.concatenate([np.ravel(S) for S in variants.values()])
         vmin, vmax = np.percentile(values, [1, 99.5])
@@ -342,16 +397,22 @@ def plot_augmented_examples(examples: Mapping[str, Mapping[str, np.ndarray]], *,
         for c, (label, S) in enumerate(variants.items()):
             ax = axes[r, c]
             frames, bands = S.shape
-            img = ax.imshow(np.asarray(S).T, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax,
-                            extent=(0, frames * hop_length / sr, -0.5, bands - 0.5))
+            img = ax.imshow(
+                np.asarray(S).T,
+                origin="lower",
+                aspect="auto",
+                cmap="magma",
+                vmin=vmin,
+                vmax=vmax,
+                extent=(0, frames * hop_length / sr, -0.5, bands - 0.5),
+            )
             ax.set_title(textwrap.fill(label, 34), fontsize=8)
             ax.set_xlabel("time (s)", fontsize=8)
             ax.tick_params(labelsize=7)
             if c == 0:
                 ax.set_ylabel(f"{track_id}\n{'MFCC index' if kind == 'mfcc' else 'mel band'}", fontsize=8)
-        for ax in axes[r, len(variants):]:
+        for ax in axes[r, len(variants) :]:
             ax.axis("off")
-        fig.colorbar(img, ax=axes[r, :].tolist(), label="dB" if kind == "mel" else "coefficient value",
-                     shrink=0.9)
+        fig.colorbar(img, ax=axes[r, :].tolist(), label="dB" if kind == "mel" else "coefficient value", shrink=0.9)
     fig.suptitle(title)
     return _close(fig)

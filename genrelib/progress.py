@@ -41,8 +41,9 @@ class Progress:
     >>> p.close()                 # logs the last line
     """
 
-    def __init__(self, total: int, desc: str, *, bar: bool, unit: str = "files", seconds: float = 10.0,
-                 steps: int = 10):
+    def __init__(
+        self, total: int, desc: str, *, bar: bool, unit: str = "files", seconds: float = 10.0, steps: int = 10
+    ):
         self.total, self.desc, self.unit, self.seconds = total, desc, unit, seconds
         self.done = self.skipped = 0
         self._step = max(1, math.ceil(total / steps))
@@ -83,5 +84,13 @@ class Progress:
     def _log(self, now: float) -> None:
         self._last = now
         percent = 100 * self.done // self.total if self.total else 100
-        logger.info("%s: %d/%d %s (%d%%), %d skipped, %.0f s", self.desc, self.done, self.total, self.unit,
-                    percent, self.skipped, now - self._start)
+        logger.info(
+            "%s: %d/%d %s (%d%%), %d skipped, %.0f s",
+            self.desc,
+            self.done,
+            self.total,
+            self.unit,
+            percent,
+            self.skipped,
+            now - self._start,
+        )

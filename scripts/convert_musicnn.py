@@ -7,7 +7,7 @@ Steps: ``pip download --no-deps musicnn==0.1.0`` (unless ``--wheel`` is given; t
 which pin numpy<1.17, are never installed), read ``musicnn/<model>/`` (a TF-1 checkpoint with the prefix
 ``<model>/``, whose ``checkpoint`` file points at the author's machine) from the wheel with
 ``tf.train.load_checkpoint``, keep the model's variables (not the Adam optimizer slots), check that they are
-exactly the 64 that genrelib.musicnn uses (names and shapes, 792,079 parameters), and write them as float32 to
+exactly the 64 that genrelib.features.musicnn uses (names and shapes, 792,079 parameters), and write them as float32 to
 ``genrelib/data/musicnn/<model>.npz`` under their checkpoint names. The npz is written with fixed zip
 timestamps, so a rerun gives the same bytes; the script prints the sha256 of the wheel and of the npz (record
 them in genrelib/data/musicnn/README.md). Runs in the project's environment (TensorFlow 2.16 or newer).
@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from genrelib import musicnn  # noqa: E402
+from genrelib.features import musicnn  # noqa: E402
 
 WHEEL = "musicnn==0.1.0"
 WHEEL_SHA256 = "f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa"  # musicnn-0.1.0-py3-none-any.whl
@@ -42,8 +42,10 @@ def sha256(path: Path) -> str:
 
 def fetch_wheel(dest: Path) -> Path:
     """``pip download --no-deps musicnn==0.1.0`` into ``dest``; returns the wheel."""
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", WHEEL, "-d",
-                    str(dest)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", WHEEL, "-d", str(dest)],
+        check=True,
+    )
     return next(dest.glob("musicnn-0.1.0-*.whl"))
 
 
@@ -97,8 +99,10 @@ def main() -> None:
             sys.exit(f"{name}: checkpoint shape {model_vars[name].shape}, network expects {shape}")
     weights = {k: v.astype(np.float32) for k, v in model_vars.items()}
     n_params = sum(v.size for v in weights.values())
-    print(f"{args.model}: {len(variables)} checkpoint tensors, {len(weights)} model variables used "
-          f"(all of them), {n_params:,} parameters")
+    print(
+        f"{args.model}: {len(variables)} checkpoint tensors, {len(weights)} model variables used "
+        f"(all of them), {n_params:,} parameters"
+    )
 
     out = args.out or musicnn.WEIGHTS_DIR / f"{args.model}.npz"
     write_npz(out, weights)

@@ -1,4 +1,4 @@
-"""Reference outputs of the ORIGINAL musicnn 0.1.0 code, for tests/test_musicnn.py.
+"""Reference outputs of the ORIGINAL musicnn 0.1.0 code, for tests/features/test_musicnn.py.
 
 Writes tests/data/musicnn_reference.npz: per clip, the original's mel input (every 6th frame of the first patch),
 its per-patch tags (50 sigmoid outputs) and penultimate features (200) for the first few patches.
@@ -23,9 +23,9 @@ inside the repository); the one that produced the committed file:
   its taggram equals ours);
 * the original cannot take a clip shorter than 3 s (``batch_data`` ends with UnboundLocalError). For the short
   generated clip the reference is the original run on that clip resampled to 16 kHz and padded with zeros to
-  3 s, which is what genrelib.musicnn.patches does.
+  3 s, which is what genrelib.features.musicnn.patches does.
 
-The generated clips come from ``generated_clips`` in tests/test_musicnn.py, whose source this script executes.
+The generated clips come from ``generated_clips`` in tests/features/test_musicnn.py, whose source this script executes.
 """
 
 from __future__ import annotations
@@ -59,11 +59,11 @@ HOP_SECONDS = 1.0  # one extra run of the drums clip with input_overlap=1.0
 
 
 def generated_clips() -> dict:
-    """``generated_clips()`` of tests/test_musicnn.py (the same source, run here)."""
-    src = (ROOT / "tests" / "test_musicnn.py").read_text()
+    """``generated_clips()`` of tests/features/test_musicnn.py (the same source, run here)."""
+    src = (ROOT / "tests" / "features" / "test_musicnn.py").read_text()
     fn = next(n for n in ast.parse(src).body if isinstance(n, ast.FunctionDef) and n.name == "generated_clips")
     namespace = {"np": np}
-    exec(compile(ast.Module(body=[fn], type_ignores=[]), "tests/test_musicnn.py", "exec"), namespace)
+    exec(compile(ast.Module(body=[fn], type_ignores=[]), "tests/features/test_musicnn.py", "exec"), namespace)
     return namespace["generated_clips"]()
 
 

@@ -18,14 +18,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("notebooks", nargs="*", type=Path,
-                        default=[ROOT / "notebooks" / f"{n}.ipynb" for n in NOTEBOOKS])
+    parser.add_argument(
+        "notebooks", nargs="*", type=Path, default=[ROOT / "notebooks" / f"{n}.ipynb" for n in NOTEBOOKS]
+    )
     parser.add_argument("--check", action="store_true", help="only list the notebooks that differ (exit 1 if any)")
     parser.add_argument("--kernel", default=KERNEL)
     args = parser.parse_args()
     meta = kernel_metadata(args.kernel)
-    print(f"kernel {args.kernel}: {meta['kernelspec']['display_name']}, "
-          f"{meta['language_info']['name']} {meta['language_info']['version']}")
+    print(
+        f"kernel {args.kernel}: {meta['kernelspec']['display_name']}, "
+        f"{meta['language_info']['name']} {meta['language_info']['version']}"
+    )
     changed = [p for p in args.notebooks if normalize_notebook(p, meta, write=not args.check)]
     for p in changed:
         print(f"{'differs' if args.check else 'rewrote'}: {p}")

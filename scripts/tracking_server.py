@@ -22,21 +22,36 @@ from genrelib.errors import GenrelibError  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--backend", default="sqlite:///mlruns/server.db",
-                   help="SQL database of runs and registry: sqlite:///path.db (default sqlite:///mlruns/server.db) "
-                        "or postgresql://user:password@host/database")
-    p.add_argument("--artifacts", default="mlruns/server-artifacts",
-                   help="where the server keeps artifacts: a folder (default mlruns/server-artifacts) or s3://...")
+    p.add_argument(
+        "--backend",
+        default="sqlite:///mlruns/server.db",
+        help="SQL database of runs and registry: sqlite:///path.db (default sqlite:///mlruns/server.db) "
+        "or postgresql://user:password@host/database",
+    )
+    p.add_argument(
+        "--artifacts",
+        default="mlruns/server-artifacts",
+        help="where the server keeps artifacts: a folder (default mlruns/server-artifacts) or s3://...",
+    )
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1; 0.0.0.0 for a team)")
     p.add_argument("--port", type=int, default=tracking.SERVER_PORT, help=f"default {tracking.SERVER_PORT}")
     p.add_argument("--workers", type=int, default=2, help="server worker processes (default 2)")
-    p.add_argument("--allowed-hosts", default="",
-                   help="Host headers the server answers beyond localhost and private addresses (MLflow's "
-                        "--allowed-hosts), e.g. mlflow.lab.lan,10.0.0.5:5050")
+    p.add_argument(
+        "--allowed-hosts",
+        default="",
+        help="Host headers the server answers beyond localhost and private addresses (MLflow's "
+        "--allowed-hosts), e.g. mlflow.lab.lan,10.0.0.5:5050",
+    )
     args = p.parse_args(argv)
     try:
-        cmd = tracking.server_command(args.backend, args.artifacts, host=args.host, port=args.port,
-                                      workers=args.workers, allowed_hosts=args.allowed_hosts or None)
+        cmd = tracking.server_command(
+            args.backend,
+            args.artifacts,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            allowed_hosts=args.allowed_hosts or None,
+        )
     except GenrelibError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -45,10 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     if "@" in backend:  # keep a password out of the terminal's scrollback
         scheme, rest = backend.split("://", 1)
         backend = f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-    print(f"genrelib tracking server: runs and registry in {backend}, artifacts in "
-          f"{cmd[cmd.index('--artifacts-destination') + 1]} (served by the server)")
-    print(f"point genrelib at it (in each shell, on each machine that uses it):\n"
-          f"  export MLFLOW_TRACKING_URI=http://{shown}:{args.port}")
+    print(
+        f"genrelib tracking server: runs and registry in {backend}, artifacts in "
+        f"{cmd[cmd.index('--artifacts-destination') + 1]} (served by the server)"
+    )
+    print(
+        f"point genrelib at it (in each shell, on each machine that uses it):\n"
+        f"  export MLFLOW_TRACKING_URI=http://{shown}:{args.port}"
+    )
     if args.host in ("0.0.0.0", "::"):
         print(f"  (other machines: http://<this machine's address>:{args.port}; see --allowed-hosts)")
     print("stop it with Ctrl-C", flush=True)

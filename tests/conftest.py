@@ -62,7 +62,7 @@ def sine(freq=440.0, seconds=1.0, sr=22050, amp=0.5, channels=1):
 def tiny_tree(tmp_path_factory) -> Path:
     """A GTZAN-shaped tree: 3 audibly different genres x 4 clips of 4 s (synthetic demo music, ``overlap=0``:
     distinct genres and clean production, so that tests of learning can learn from 12 short clips)."""
-    from genrelib import demo
+    from genrelib.datasets import demo
 
     root = tmp_path_factory.mktemp("tiny") / "genres"
     demo.make_demo(root, per_genre=4, seconds=4.0, seed=1, genres=TINY_GENRES, n_jobs=1, overlap=0.0)
@@ -85,7 +85,7 @@ def write(tmp_path):
 def gtzan_ids(genre: str, part: str, n: int) -> list[str]:
     """The first ``n`` ids of ``genre`` in a fault-filtered list (``part``: train, valid, test), or, for
     ``part="out"``, GTZAN names of ``genre`` that are in none of the lists (replicas, mislabelings)."""
-    from genrelib.dataset import gtzan_split_lists
+    from genrelib.datasets.splits import gtzan_split_lists
 
     lists = gtzan_split_lists()
     if part == "out":
@@ -104,7 +104,7 @@ def gtzan_tree(tmp_path):
     Parts are ``train``, ``valid``, ``test`` (names from the fault-filtered lists) and ``out`` (GTZAN names in no
     list). Returns the root; the clips are audibly different per genre (demo music), 3 s long.
     """
-    from genrelib import demo
+    from genrelib.datasets import demo
 
     def _make(plan: dict[str, dict[str, int]], name: str = "gtzan", seconds: float = 3.0) -> Path:
         root = tmp_path / name

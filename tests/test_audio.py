@@ -12,8 +12,14 @@ from .conftest import sine
 
 @pytest.mark.parametrize(
     "name,kw",
-    [("a.wav", {}), ("a.flac", {}), ("a.ogg", {}), ("a.mp3", {}), ("a.au", {}),
-     ("a.opus", {"format": "OGG", "subtype": "OPUS"})],
+    [
+        ("a.wav", {}),
+        ("a.flac", {}),
+        ("a.ogg", {}),
+        ("a.mp3", {}),
+        ("a.au", {}),
+        ("a.opus", {"format": "OGG", "subtype": "OPUS"}),
+    ],
 )
 def test_load_formats_to_mono_22050(write, name, kw):
     sr_in = 48000 if name.endswith("opus") else 44100
@@ -22,7 +28,7 @@ def test_load_formats_to_mono_22050(write, name, kw):
     assert sr == 22050 and y.dtype == np.float32 and y.ndim == 1
     assert abs(len(y) / sr - 2.0) < 0.1
     # the tone survives decoding and resampling: its spectral peak is still at 440 Hz
-    spec = np.abs(np.fft.rfft(y[2048:2048 + 16384]))
+    spec = np.abs(np.fft.rfft(y[2048 : 2048 + 16384]))
     assert abs(np.argmax(spec) * sr / 16384 - 440) < 3
 
 
@@ -51,9 +57,16 @@ def test_errors_name_file_and_reason(tmp_path, write):
     data = mp3.read_bytes()
     (tmp_path / "cut.mp3").write_bytes(data[: len(data) // 2])
     cases["truncated mp3"] = tmp_path / "cut.mp3"
-    expect = {"missing": "no such file", "empty": "empty", "not audio": "cannot be decoded",
-              "text": "cannot be decoded", "silent": "silent", "m4a": "not supported",
-              "truncated wav": "truncated", "truncated mp3": "truncated"}
+    expect = {
+        "missing": "no such file",
+        "empty": "empty",
+        "not audio": "cannot be decoded",
+        "text": "cannot be decoded",
+        "silent": "silent",
+        "m4a": "not supported",
+        "truncated wav": "truncated",
+        "truncated mp3": "truncated",
+    }
     for what, path in cases.items():
         with pytest.raises(AudioError) as err:
             audio.load(path)
@@ -93,7 +106,7 @@ def test_stream_matches_whole_load(write):
     streamed = list(audio.load_windows(path, seconds=3.0))
     W = audio.windows(whole, sr, seconds=3.0)
     assert len(streamed) == len(W)
-    for (start, w), ref in zip(streamed, W):
+    for (_start, w), ref in zip(streamed, W):
         np.testing.assert_allclose(w, ref, atol=1e-6)
 
 
@@ -106,7 +119,7 @@ def test_one_hour_file_streams_in_bounded_memory(tmp_path):
             f.write((0.3 * rng.standard_normal(sr_in * 60)).astype(np.float32))
     tracemalloc.start()
     n = 0
-    for _, w in audio.load_windows(path, seconds=30.0):
+    for _, _w in audio.load_windows(path, seconds=30.0):
         n += 1
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()

@@ -8,9 +8,17 @@ import nbformat
 import papermill as pm
 import pytest
 
-from genrelib import demo, tracking
-from genrelib.pipeline import (KERNEL, NOTEBOOKS, NotebookError, kernel_metadata, normalize_notebook,
-                               run_all, run_notebook)
+from genrelib import tracking
+from genrelib.datasets import demo
+from genrelib.pipeline import (
+    KERNEL,
+    NOTEBOOKS,
+    NotebookError,
+    kernel_metadata,
+    normalize_notebook,
+    run_all,
+    run_notebook,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
@@ -48,8 +56,7 @@ def test_committed_notebooks_are_what_jupyterlab_writes_on_open(kernel_meta):
     # issue 10 item 10: JupyterLab marked every notebook modified as soon as it opened, because it wrote the
     # kernel's full language_info over the committed {"name": "python"} (seen in headless Chromium: the dot on the
     # tab, and the saved file's diff); any difference, the Python version included, does it
-    assert kernel_meta["kernelspec"] == {"display_name": "Python (genrelib)", "language": "python",
-                                         "name": "genrelib"}
+    assert kernel_meta["kernelspec"] == {"display_name": "Python (genrelib)", "language": "python", "name": "genrelib"}
     fix = "run .venv/bin/python scripts/normalize_notebooks.py and commit the notebooks"
     for name in NOTEBOOKS:
         path = NB_DIR / f"{name}.ipynb"
@@ -65,9 +72,12 @@ def test_committed_notebooks_are_what_jupyterlab_writes_on_open(kernel_meta):
                 got.pop("version", None), want.pop("version", None)
             assert got == want, (
                 f"{name}.ipynb's {key} is {nb.metadata.get(key)}, the {KERNEL} kernel writes {kernel_meta[key]}: "
-                f"JupyterLab will mark it modified on open; {fix}")
-        meta = dict(kernel_meta, language_info=dict(kernel_meta["language_info"],
-                                                    version=nb.metadata["language_info"]["version"]))
+                f"JupyterLab will mark it modified on open; {fix}"
+            )
+        meta = dict(
+            kernel_meta,
+            language_info=dict(kernel_meta["language_info"], version=nb.metadata["language_info"]["version"]),
+        )
         assert not normalize_notebook(path, meta, write=False), f"{name}: {fix}"  # outputs, counts, format
 
 
@@ -89,13 +99,17 @@ def test_normalize_notebook_restores_the_committed_form(kernel_meta, tmp_path):
 def test_features_notebook_extracts_the_kind_its_family_trains_on():
     from genrelib import features
     from genrelib.errors import ModelError
-    from genrelib.train import feature_config_for
+    from genrelib.training.config import feature_config_for
 
     declared = {k: v["default"] for k, v in pm.inspect_notebook(str(NB_DIR / "02_features.ipynb")).items()}
     assert declared["family"] == pm.inspect_notebook(str(NB_DIR / "03_train.ipynb"))["family"]["default"]
     assert declared["kind"] == '""'  # "" asks for the family's kind
     assert [feature_config_for(f, kind="").kind for f in ("seed_cnn", "mel_cnn", "crnn", "summary")] == [
-        "mfcc", "mel", "mel", "summary"]
+        "mfcc",
+        "mel",
+        "mel",
+        "summary",
+    ]
     assert feature_config_for("seed_cnn", kind="mel", n_mels=64) == features.FeatureConfig(kind="mel", n_mels=64)
     with pytest.raises(ModelError, match="unknown model 'resnet'"):
         feature_config_for("resnet", kind="mel")
@@ -106,9 +120,13 @@ def test_make_run_all_pipeline_on_tiny_data(tmp_path, capfd):
     demo.make_demo(data, per_genre=4, seconds=7.0, seed=3, genres=("classical", "metal", "reggae"), n_jobs=1)
     demo.make_personal(personal, n=2, seed=3, min_seconds=35, max_seconds=40, genres=("metal", "reggae"), n_jobs=1)
     out = tmp_path / "out"
-    parent, runs = run_all(data_dir=data, personal_dir=personal,
-                           parameters={"epochs": 1, "n_jobs": 1, "family": "crnn", "scheduler": "local:1"},
-                           notebooks_dir=NB_DIR, out_dir=out)
+    parent, runs = run_all(
+        data_dir=data,
+        personal_dir=personal,
+        parameters={"epochs": 1, "n_jobs": 1, "family": "crnn", "scheduler": "local:1"},
+        notebooks_dir=NB_DIR,
+        out_dir=out,
+    )
     assert [r.name for r in runs] == list(NOTEBOOKS)
     client = mlflow.MlflowClient()
     assert client.get_run(parent).info.status == "FINISHED"
@@ -118,15 +136,22 @@ def test_make_run_all_pipeline_on_tiny_data(tmp_path, capfd):
     err = capfd.readouterr().err
     assert "IPKernelApp" not in err and "KeyboardInterrupt" not in err, err[-2000:]
     nb03 = nbformat.read(runs[2].output, as_version=4)
-    assert not [o for c in nb03.cells if c.cell_type == "code" for o in c.outputs
-                if o.get("name") == "stderr" and "egistered model" in o.get("text", "")]
+    assert not [
+        o
+        for c in nb03.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.get("name") == "stderr" and "egistered model" in o.get("text", "")
+    ]
     parent_run = client.get_run(parent)
     assert parent_run.info.run_name == "run-all genres (synthetic demo) crnn"
     assert {"test_track_accuracy", "eval_track_accuracy", "personal_song_accuracy"} <= set(parent_run.data.metrics)
     for r in runs:
         tags = client.get_run(r.run_id).data.tags
-        assert tags["mlflow.source.name"].endswith(f"notebooks/{r.name}.ipynb") and tags["mlflow.source.type"] == \
-            "NOTEBOOK"
+        assert (
+            tags["mlflow.source.name"].endswith(f"notebooks/{r.name}.ipynb")
+            and tags["mlflow.source.type"] == "NOTEBOOK"
+        )
     for r in runs:
         nb = nbformat.read(r.output, as_version=4)
         errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
@@ -143,8 +168,9 @@ def test_make_run_all_pipeline_on_tiny_data(tmp_path, capfd):
     assert train_run.data.params["train.family"] == "crnn"
     features_run = client.get_run(runs[1].run_id).data.params
     assert features_run["features.kind"] == "mel"  # 02 extracted what 03 trains crnn on, not its mfcc default
-    assert ({k: v for k, v in features_run.items() if k.startswith("features.")}
-            == {k: v for k, v in train_run.data.params.items() if k.startswith("features.")})
+    assert {k: v for k, v in features_run.items() if k.startswith("features.")} == {
+        k: v for k, v in train_run.data.params.items() if k.startswith("features.")
+    }
     assert features_run["map_method"] == "pca"
     # -p scheduler local:1 reached the notebooks: an extraction on a cluster has its workers write a store under
     # the cache folder (then read back and cached as usual): 02's of every track (03 found it in the cache) and
@@ -161,8 +187,10 @@ def test_make_run_all_pipeline_on_tiny_data(tmp_path, capfd):
     assert "personal_song_accuracy" in pers.data.metrics and "personal_window_accuracy" in pers.data.metrics
     # 06 compares the data set's runs: here the one 03 trained
     compared = client.get_run(runs[5].run_id)
-    assert {a.path for a in client.list_artifacts(runs[5].run_id, "figures")} == {"figures/leaderboard.png",
-                                                                                  "figures/confusions.png"}
+    assert {a.path for a in client.list_artifacts(runs[5].run_id, "figures")} == {
+        "figures/leaderboard.png",
+        "figures/confusions.png",
+    }
     assert "reports/leaderboard.csv" in {a.path for a in client.list_artifacts(runs[5].run_id, "reports")}
     assert compared.data.metrics["runs_compared"] == 1 and compared.data.tags["genrelib.best_run_id"] == runs[2].run_id
     assert compared.data.metrics["best_test_track_accuracy"] == train_run.data.metrics["test_track_accuracy"]
@@ -175,10 +203,19 @@ def test_run_all_with_the_musicnn_family(tmp_path, tiny_tree, monkeypatch):
     personal = tmp_path / "personal"
     demo.make_personal(personal, n=1, seed=4, min_seconds=32, max_seconds=34, genres=("metal",), n_jobs=1)
     monkeypatch.chdir(tmp_path)
-    parent, runs = run_all(data_dir=tiny_tree, personal_dir=personal, notebooks=NOTEBOOKS[1:5],
-                           parameters={"n_jobs": 1, "family": "musicnn", "map_method": "tsne",
-                                       "store": "store"},  # relative to where the user stands, not notebooks/
-                           notebooks_dir=NB_DIR, out_dir=tmp_path / "out")
+    parent, runs = run_all(
+        data_dir=tiny_tree,
+        personal_dir=personal,
+        notebooks=NOTEBOOKS[1:5],
+        parameters={
+            "n_jobs": 1,
+            "family": "musicnn",
+            "map_method": "tsne",
+            "store": "store",
+        },  # relative to where the user stands, not notebooks/
+        notebooks_dir=NB_DIR,
+        out_dir=tmp_path / "out",
+    )
     client = mlflow.MlflowClient()
     assert client.get_run(parent).info.status == "FINISHED"
     assert [r.name for r in runs] == list(NOTEBOOKS[1:5])
@@ -201,8 +238,13 @@ def test_run_all_with_the_musicnn_family(tmp_path, tiny_tree, monkeypatch):
 def test_failing_cell_fails_the_run(tmp_path):
     parent = tracking.create_parent_run("failing")
     with pytest.raises(NotebookError, match=r"01_eda: cell \d+ failed: DatasetError: data folder .* does not exist"):
-        run_notebook("01_eda", parameters={"data_dir": str(tmp_path / "missing")}, notebooks_dir=NB_DIR,
-                     out_dir=tmp_path / "out", parent_run_id=parent)
+        run_notebook(
+            "01_eda",
+            parameters={"data_dir": str(tmp_path / "missing")},
+            notebooks_dir=NB_DIR,
+            out_dir=tmp_path / "out",
+            parent_run_id=parent,
+        )
     assert (tmp_path / "out" / "01_eda.ipynb").exists()  # kept, with the failed cell marked
     child = tracking.find_run("genrelib.notebook", "01_eda", parent_run_id=parent)
     _assert_failed_with_notebook(child, "01_eda")
@@ -221,14 +263,20 @@ def _late_failure_notebook(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     params = nbformat.v4.new_code_cell('tracking_uri: str = ""\nparent_run_id: str = ""')
     params.metadata["tags"] = ["parameters"]
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_markdown_cell("# late failure"), params,
-        nbformat.v4.new_code_cell("from genrelib import tracking"),
-        nbformat.v4.new_code_cell('tracking.begin_run("late_failure", parent_run_id=parent_run_id, uri=tracking_uri,\n'
-                                  '                   tags={"genrelib.notebook": "late_failure"})\n'
-                                  "tracking.finish_run()"),
-        nbformat.v4.new_code_cell('raise RuntimeError("after the run ended")'),
-    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("# late failure"),
+            params,
+            nbformat.v4.new_code_cell("from genrelib import tracking"),
+            nbformat.v4.new_code_cell(
+                'tracking.begin_run("late_failure", parent_run_id=parent_run_id, uri=tracking_uri,\n'
+                '                   tags={"genrelib.notebook": "late_failure"})\n'
+                "tracking.finish_run()"
+            ),
+            nbformat.v4.new_code_cell('raise RuntimeError("after the run ended")'),
+        ],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    )
     nbformat.write(nb, folder / "late_failure.ipynb")
     return folder
 
@@ -236,8 +284,13 @@ def _late_failure_notebook(folder: Path) -> Path:
 def test_run_all_fails_a_notebook_run_that_already_ended(tmp_path):
     nb_dir = _late_failure_notebook(tmp_path / "nbs")
     with pytest.raises(NotebookError, match=r"late_failure: cell \d+ failed: RuntimeError: after the run ended"):
-        run_all(data_dir=tmp_path, personal_dir=tmp_path, notebooks=("late_failure",), notebooks_dir=nb_dir,
-                out_dir=tmp_path / "out")
+        run_all(
+            data_dir=tmp_path,
+            personal_dir=tmp_path,
+            notebooks=("late_failure",),
+            notebooks_dir=nb_dir,
+            out_dir=tmp_path / "out",
+        )
     client = mlflow.MlflowClient()
     parents = client.search_runs([tracking.setup()], "tags.`genrelib.stage` = 'run-all'")
     assert [p.info.status for p in parents] == ["FAILED"]
@@ -248,10 +301,16 @@ def test_run_all_fails_a_notebook_run_that_already_ended(tmp_path):
 def test_notebook_failing_before_its_run_gets_a_failed_run(tmp_path, tiny_tree):
     parent = tracking.create_parent_run("failing")
     with pytest.raises(NotebookError, match=r"02_features: cell \d+ failed: FeatureError: unknown feature kind"):
-        run_notebook("02_features", parameters={"data_dir": str(tiny_tree), "kind": "bogus"}, notebooks_dir=NB_DIR,
-                     out_dir=tmp_path / "out", parent_run_id=parent)
-    _assert_failed_with_notebook(tracking.find_run("genrelib.notebook", "02_features", parent_run_id=parent),
-                                 "02_features")
+        run_notebook(
+            "02_features",
+            parameters={"data_dir": str(tiny_tree), "kind": "bogus"},
+            notebooks_dir=NB_DIR,
+            out_dir=tmp_path / "out",
+            parent_run_id=parent,
+        )
+    _assert_failed_with_notebook(
+        tracking.find_run("genrelib.notebook", "02_features", parent_run_id=parent), "02_features"
+    )
 
 
 def test_failing_notebook_alone_fails_its_own_run(tmp_path, capsys):
@@ -259,8 +318,21 @@ def test_failing_notebook_alone_fails_its_own_run(tmp_path, capsys):
 
     with tracking.start_run("earlier", tags={"genrelib.notebook": "01_eda"}) as earlier:
         pass  # an earlier, successful run of the same notebook must stay FINISHED
-    assert main(["notebook", "01_eda", "--data", str(tmp_path / "missing"), "--notebooks-dir", str(NB_DIR),
-                 "--out", str(tmp_path / "out")]) == 2
+    assert (
+        main(
+            [
+                "notebook",
+                "01_eda",
+                "--data",
+                str(tmp_path / "missing"),
+                "--notebooks-dir",
+                str(NB_DIR),
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "01_eda: cell" in err and "DatasetError" in err
     run_id = tracking.find_run("genrelib.notebook", "01_eda")
@@ -273,8 +345,27 @@ def test_failing_notebook_alone_fails_its_own_run(tmp_path, capsys):
 def test_command_line_parameter_reaches_the_run(tiny_tree, tmp_path, capsys):
     from genrelib.cli import main
 
-    assert main(["notebook", "02_features", "--data", str(tiny_tree), "-p", "n_mfcc", "13", "-p", "n_jobs", "1",
-                 "--notebooks-dir", str(NB_DIR), "--out", str(tmp_path / "out")]) == 0
+    assert (
+        main(
+            [
+                "notebook",
+                "02_features",
+                "--data",
+                str(tiny_tree),
+                "-p",
+                "n_mfcc",
+                "13",
+                "-p",
+                "n_jobs",
+                "1",
+                "--notebooks-dir",
+                str(NB_DIR),
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     run_id = out.split("MLflow run ")[-1].strip()
     run = mlflow.get_run(run_id)

@@ -36,8 +36,10 @@ def test_embedding_map_has_one_point_per_track_and_a_legend_of_genres(method):
         np.testing.assert_allclose(np.sort(a, axis=0), np.sort(b, axis=0), atol=1e-6)
     # deterministic: the same input draws the same map
     twice = plots.plot_embedding_map(X, genres, track_ids=tracks, method=method)
-    np.testing.assert_allclose(np.concatenate([c.get_offsets() for c in twice.axes[0].collections]),
-                               np.concatenate([c.get_offsets() for c in ax.collections]))
+    np.testing.assert_allclose(
+        np.concatenate([c.get_offsets() for c in twice.axes[0].collections]),
+        np.concatenate([c.get_offsets() for c in ax.collections]),
+    )
 
 
 def test_embedding_map_without_track_ids_draws_every_row_and_marks_unlabelled():

@@ -1,9 +1,9 @@
 """Issue 12: the adversarial probes, each reproduced with generated files and asserting the good behaviour."""
 
 import os
+import re
 import shutil
 import signal
-import re
 import socket
 import subprocess
 import sys
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
-from genrelib import audio, dataset, features
+from genrelib import audio, features
+from genrelib import datasets
 from genrelib.errors import AudioError
 
 from .conftest import sine
@@ -47,7 +47,7 @@ def test_extraction_never_stores_non_finite_features(tmp_path, write):
         write(f"data/a/ok{i}.wav", sine(440 + 100 * i, 4.0))
         write(f"data/b/ok{i}.wav", sine(2000 + 100 * i, 4.0))
     write("data/b/loud.wav", sine(440, 4.0) * 1e6, subtype="FLOAT")
-    ds = dataset.scan(root)
+    ds = datasets.scan(root)
     for kind in ("mfcc", "mel", "summary"):
         fs = features.extract(ds, features.FeatureConfig(kind=kind), n_jobs=1, progress=False)
         assert np.isfinite(fs.X).all()
@@ -67,7 +67,7 @@ def test_truncated_ogg_is_reported(write, tmp_path):
         with pytest.raises(AudioError, match="truncated"):
             audio.load(cut)
         with pytest.raises(AudioError, match="truncated"):
-            dataset.check_file(cut)
+            datasets.check_file(cut)
 
 
 def test_too_short_is_a_clear_error(write):
@@ -110,8 +110,10 @@ def test_scan_features_train_exit_1_when_a_file_was_skipped(tiny_tree, tmp_path,
     from genrelib.cli import main
 
     root = _copy_tree(tiny_tree, tmp_path / "data")
-    assert main(["scan", str(root)]) == 0 and main(["features", str(root), "--kind", "summary", "--out",
-                                                    str(tmp_path / "ok.csv"), "--jobs", "1"]) == 0
+    assert (
+        main(["scan", str(root)]) == 0
+        and main(["features", str(root), "--kind", "summary", "--out", str(tmp_path / "ok.csv"), "--jobs", "1"]) == 0
+    )
     capsys.readouterr()
     (root / "metal" / "broken.wav").write_bytes(b"RIFF not audio")
     # before: 0 from scan and features although a file was skipped, while the README promised 1
@@ -148,8 +150,9 @@ def test_scan_says_it_reads_headers_and_full_decodes(tmp_path, write, capsys):
     assert "a/silent.wav" in out and "silent" in out and "a/nan.wav" in out and "NaN" in out
     assert "b/cut.wav" in out and "truncated" in out
     # features decodes fully too: the same three are skipped there
-    fs = features.extract(dataset.scan(tmp_path / "data"), features.FeatureConfig(kind="mfcc"), n_jobs=1,
-                          progress=False)
+    fs = features.extract(
+        datasets.scan(tmp_path / "data"), features.FeatureConfig(kind="mfcc"), n_jobs=1, progress=False
+    )
     assert {t for t, _ in fs.skipped} == {"a/silent.wav", "a/nan.wav", "b/cut.wav"}
 
 
@@ -164,7 +167,7 @@ def test_links_in_a_data_folder_are_followed_or_reported(tmp_path, write):
     (data / "a" / "live").symlink_to(tmp_path / "elsewhere" / "live")  # followed (rglob did not)
     (data / "a" / "more").symlink_to(tmp_path / "elsewhere" / "live")  # the same folder twice: read once
     (data / "b" / "loop").symlink_to(data / "b" / "loop")
-    ds = dataset.scan(data)
+    ds = datasets.scan(data)
     assert sorted(t.track_id for t in ds.tracks) == ["a/live/y.wav", "a/x.wav", "b/x.wav"]
     why = dict(ds.skipped)
     assert set(why) == {"a/gone", "a/gone.wav", "a/more/", "b/loop"}
@@ -189,10 +192,13 @@ def test_unreadable_sub_folder_is_reported(tmp_path, write):
     locked = tmp_path / "data" / "a" / "locked"
     locked.chmod(0)
     try:
-        code = ("from genrelib import dataset; ds = dataset.scan(%r); print(sorted(t.track_id for t in ds.tracks)); "
-                "print(dict(ds.skipped))" % str(tmp_path / "data"))
-        r = subprocess.run([*_without_root_powers(), sys.executable, "-c", code], capture_output=True, text=True,
-                           timeout=120)
+        code = (
+            f"from genrelib import datasets; ds = datasets.scan({str(tmp_path / 'data')!r}); "
+            "print(sorted(t.track_id for t in ds.tracks)); print(dict(ds.skipped))"
+        )
+        r = subprocess.run(
+            [*_without_root_powers(), sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+        )
     finally:
         locked.chmod(0o755)
     assert r.returncode == 0, r.stderr
@@ -269,7 +275,8 @@ def test_full_disk_loses_no_work_and_leaves_no_partial_file(tiny_tree, tmp_path,
     r = _cli(*args, "--out", out, "--cache-dir", small_disk / "cache", "--n-mels", "64")
     assert r.returncode == 0, r.stderr
     assert _without_progress(r.stderr).startswith(
-        f"genrelib: warning: the feature cache was not written (cannot write {small_disk / 'cache'}")
+        f"genrelib: warning: the feature cache was not written (cannot write {small_disk / 'cache'}"
+    )
     assert "the disk is full" in r.stderr
     assert features.FeatureSet.load(out).X.shape == (12, 130, 64) and _leftovers(small_disk) == []
 
@@ -281,7 +288,8 @@ def test_full_disk_while_writing_a_table_leaves_no_part_file(tiny_tree, tmp_path
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert r.stderr.strip().splitlines()[-1] == (  # (above it: a librosa warning on the synthetic clips)
         f"genrelib: error: cannot write {small_disk / 'table.csv'}: the disk is full; free space there or write to a "
-        "folder on another disk; the features were not kept anywhere (no cache was written)")
+        "folder on another disk; the features were not kept anywhere (no cache was written)"
+    )
     assert _leftovers(small_disk) == []  # before: .table.csv.part
 
 
@@ -294,10 +302,12 @@ def test_read_only_cache_still_writes_out(tiny_tree, tmp_path, small_disk):
     assert "warning: the feature cache was not written" in r.stderr and "read-only" in r.stderr
     assert "--cache-dir" in r.stderr and len(out.read_text().splitlines()) == 13
     # and an --out on the read-only disk is refused before any work
-    r = _cli("features", tiny_tree, "--kind", "summary", "--jobs", "1", "--out", small_disk / "sub" / "t.csv",
-             "--no-cache")
+    r = _cli(
+        "features", tiny_tree, "--kind", "summary", "--jobs", "1", "--out", small_disk / "sub" / "t.csv", "--no-cache"
+    )
     assert r.returncode == 2 and _without_progress(r.stderr).startswith(
-        f"genrelib: error: --out {small_disk / 'sub' / 't.csv'}: the folder {small_disk} is not writable")
+        f"genrelib: error: --out {small_disk / 'sub' / 't.csv'}: the folder {small_disk} is not writable"
+    )
 
 
 # ------------------------------------------------------------------------- workers die with genrelib (item 8)
@@ -314,7 +324,7 @@ def _session_processes(sid: int) -> dict[int, tuple[int, str]]:
             cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         if fields[0] in ("Z", "X"):
             continue
         if int(fields[3]) == sid:  # field 6 of /proc/<pid>/stat: the session id
@@ -324,15 +334,30 @@ def _session_processes(sid: int) -> dict[int, tuple[int, str]]:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="walks /proc")
 def test_kill_9_of_features_leaves_no_worker_behind(tmp_path, write):
-    one = write("one.wav", sine(440, 30.0) + 0.05 * np.random.default_rng(0).standard_normal(22050 * 30)
-                .astype(np.float32))
+    one = write(
+        "one.wav", sine(440, 30.0) + 0.05 * np.random.default_rng(0).standard_normal(22050 * 30).astype(np.float32)
+    )
     for g in ("a", "b"):
         (tmp_path / "data" / g).mkdir(parents=True)
         for i in range(40):  # 80 tracks of 30 s: far longer than the test waits
             os.link(one, tmp_path / "data" / g / f"{i}.wav")
-    proc = subprocess.Popen([*GL, "features", str(tmp_path / "data"), "--kind", "summary", "--jobs", "2",
-                             "--no-cache", "--out", str(tmp_path / "t.csv")], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            *GL,
+            "features",
+            str(tmp_path / "data"),
+            "--kind",
+            "summary",
+            "--jobs",
+            "2",
+            "--no-cache",
+            "--out",
+            str(tmp_path / "t.csv"),
+        ],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -379,9 +404,26 @@ def test_sigterm_during_train_ends_the_run_killed(tiny_tree, tmp_path):
 
     tracking.setup()  # the store exists before two processes open it
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.Popen([*GL, "train", str(tiny_tree), "--model", "seed_cnn", "--epochs", "500", "--patience",
-                             "500", "--no-register", "--jobs", "1"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            *GL,
+            "train",
+            str(tiny_tree),
+            "--model",
+            "seed_cnn",
+            "--epochs",
+            "500",
+            "--patience",
+            "500",
+            "--no-register",
+            "--jobs",
+            "1",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None:
@@ -412,20 +454,30 @@ def test_runs_of_processes_killed_outright_are_marked_failed(exited_pid, experim
     client, exp = mlflow.MlflowClient(), experiment_id
     here = socket.gethostname()
     orphan = client.create_run(exp, tags={"genrelib.pid": str(exited_pid), "genrelib.host": here}).info.run_id
-    reused = client.create_run(exp, tags={"genrelib.pid": str(os.getpid()), "genrelib.host": here,
-                                          "genrelib.pid_start": "1"}).info.run_id  # a pid since taken by another
+    reused = client.create_run(
+        exp, tags={"genrelib.pid": str(os.getpid()), "genrelib.host": here, "genrelib.pid_start": "1"}
+    ).info.run_id  # a pid since taken by another
     elsewhere = client.create_run(exp, tags={"genrelib.pid": str(exited_pid), "genrelib.host": here + "-other"})
     foreign = client.create_run(exp, tags={}).info.run_id  # not genrelib's: never touched
     alive = tracking.create_parent_run("alive")  # this process: alive
     assert sorted(tracking.reap_orphan_runs()) == sorted([orphan, reused])
     status = {r: client.get_run(r).info.status for r in (orphan, reused, elsewhere.info.run_id, foreign, alive)}
-    assert status == {orphan: "FAILED", reused: "FAILED", elsewhere.info.run_id: "RUNNING", foreign: "RUNNING",
-                      alive: "RUNNING"}
+    assert status == {
+        orphan: "FAILED",
+        reused: "FAILED",
+        elsewhere.info.run_id: "RUNNING",
+        foreign: "RUNNING",
+        alive: "RUNNING",
+    }
     assert "ended without ending the run" in client.get_run(orphan).data.tags["genrelib.end_reason"]
     # the next process that opens the store reaps by itself (setup, once per process and store)
     again = client.create_run(exp, tags={"genrelib.pid": str(exited_pid), "genrelib.host": here}).info.run_id
-    r = subprocess.run([sys.executable, "-c", "from genrelib import tracking; tracking.setup()"], capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", "from genrelib import tracking; tracking.setup()"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0 and client.get_run(again).info.status == "FAILED"
 
 
@@ -440,20 +492,28 @@ def test_notebook_parameters_are_checked_before_anything_runs(tiny_tree, tmp_pat
 
     common = ["--notebooks-dir", str(NB_DIR), "--out", str(tmp_path / "nb")]
     # before: the unknown name was ignored and all five notebooks ran on the defaults
-    assert main(["run-all", "--data", str(tiny_tree), "--personal", str(tiny_tree), "-p", "epochz", "1",
-                 *common]) == 2
+    assert main(["run-all", "--data", str(tiny_tree), "--personal", str(tiny_tree), "-p", "epochz", "1", *common]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("genrelib: error: unknown notebook parameter 'epochz' (value '1'): not declared by any "
-                          f"of the notebooks {', '.join(NOTEBOOKS)}; did you mean 'epochs'? (declared: aug_copies, "
-                          "batch_size, ") and len(err.strip().splitlines()) == 1
+    assert (
+        err.startswith(
+            "genrelib: error: unknown notebook parameter 'epochz' (value '1'): not declared by any "
+            f"of the notebooks {', '.join(NOTEBOOKS)}; did you mean 'epochs'? (declared: aug_copies, "
+            "batch_size, "
+        )
+        and len(err.strip().splitlines()) == 1
+    )
     # before: 01 and 02 ran, then 03 failed with "TypeError: '<' not supported between 'str' and 'int'"
-    assert main(["run-all", "--data", str(tiny_tree), "--personal", str(tiny_tree), "-p", "epochs", "notanumber",
-                 *common]) == 2
+    assert (
+        main(["run-all", "--data", str(tiny_tree), "--personal", str(tiny_tree), "-p", "epochs", "notanumber", *common])
+        == 2
+    )
     assert capsys.readouterr().err.strip() == (
         "genrelib: error: notebook parameter 'epochs' must be a whole number (int), as 03_train declares it "
-        "(epochs: int = 30); got 'notanumber'")
-    assert main(["run-all", "--data", str(tiny_tree), "--personal", str(tiny_tree), "-p", "n_jobs", "2.5",
-                 *common]) == 2
+        "(epochs: int = 30); got 'notanumber'"
+    )
+    assert (
+        main(["run-all", "--data", str(tiny_tree), "--personal", str(tiny_tree), "-p", "n_jobs", "2.5", *common]) == 2
+    )
     err = capsys.readouterr().err
     assert "'n_jobs' must be a whole number (int), as 02_features, 03_train, 04_evaluate" in err
     assert err.strip().endswith("declare it (n_jobs: int = 0); got '2.5'")
@@ -462,8 +522,12 @@ def test_notebook_parameters_are_checked_before_anything_runs(tiny_tree, tmp_pat
     assert main(["notebook", "04_evaluate", "-p", "epochs", "3", "--data", str(tiny_tree), *common]) == 2
     assert "not declared by notebook 04_evaluate" in capsys.readouterr().err
     # what is right is converted to the declared types: an int for a float; a number kept as text for a str
-    assert check_parameters({"epochs": "5", "mixup": "1", "model": "7", "hop_seconds": 2},
-                            notebooks_dir=NB_DIR) == {"epochs": 5, "mixup": 1.0, "model": "7", "hop_seconds": 2}
+    assert check_parameters({"epochs": "5", "mixup": "1", "model": "7", "hop_seconds": 2}, notebooks_dir=NB_DIR) == {
+        "epochs": 5,
+        "mixup": 1.0,
+        "model": "7",
+        "hop_seconds": 2,
+    }
     assert check_parameters({"epochs": "3"}, ["03_train", "04_evaluate"], notebooks_dir=NB_DIR) == {"epochs": 3}
 
 
@@ -471,10 +535,9 @@ def test_notebook_parameters_are_checked_before_anything_runs(tiny_tree, tmp_pat
 
 
 def test_train_keeps_the_model_when_logging_it_fails(tiny_tree, tmp_path, monkeypatch, capsys):
-    from genrelib.cli import main
-    from genrelib.predict import load_model
-
     from genrelib import tracking
+    from genrelib.cli import main
+    from genrelib.inference.predict import load_model
 
     monkeypatch.chdir(tmp_path)
     # the store's artifact folder cannot be made (a file is in its place): every artifact write fails, for real
@@ -484,8 +547,9 @@ def test_train_keeps_the_model_when_logging_it_fails(tiny_tree, tmp_path, monkey
     assert main(["train", str(tiny_tree), "--model", "summary", "--jobs", "1"]) == 2
     err = _without_progress(capsys.readouterr().err)  # progress lines when stderr is not a terminal (issue 10)
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert err.startswith("genrelib: error: training finished, but evaluating or logging the model failed "
-                          "(NotADirectoryError: ")
+    assert err.startswith(
+        "genrelib: error: training finished, but evaluating or logging the model failed (NotADirectoryError: "
+    )
     [run] = _runs()
     folder = Path("results") / "unlogged-models" / f"summary-{run.info.run_id}"
     assert f"the trained model is saved in {folder} (use it with --model {folder})" in err

@@ -9,15 +9,22 @@ crnn        mel segments  convolutional recurrent network after Choi et al. (201
 summary     summary rows  scikit-learn pipeline on the 57 GTZAN table features
 musicnn     musicnn rows  scikit-learn head on pretrained musicnn embeddings (Pons & Serra 2019)
 =========== ============= ==================================================================
+
+Layer 5: imports the features layer (a model knows the feature configuration it was trained on) and the ground.
 """
 
 from __future__ import annotations
 
-from ..errors import ModelError
+from genrelib.errors import ModelError
 
 #: Feature kind each family is trained on.
-FAMILIES: dict[str, str] = {"seed_cnn": "mfcc", "mel_cnn": "mel", "crnn": "mel", "summary": "summary",
-                             "musicnn": "musicnn"}
+FAMILIES: dict[str, str] = {
+    "seed_cnn": "mfcc",
+    "mel_cnn": "mel",
+    "crnn": "mel",
+    "summary": "summary",
+    "musicnn": "musicnn",
+}
 KERAS_FAMILIES = ("seed_cnn", "mel_cnn", "crnn")
 #: Families whose estimator is a scikit-learn pipeline chosen on validation (module with ``select``).
 SKLEARN_FAMILIES = ("summary", "musicnn")
@@ -34,11 +41,14 @@ def build_keras(family: str, input_shape: tuple[int, ...], n_classes: int, **kw)
     """Build (and compile) the Keras model of ``family``."""
     check_family(family)
     if family == "seed_cnn":
-        from .seed_cnn import build
+        from genrelib.models.seed_cnn import build
     elif family == "mel_cnn":
-        from .mel_cnn import build
+        from genrelib.models.mel_cnn import build
     elif family == "crnn":
-        from .crnn import build
+        from genrelib.models.crnn import build
     else:
         raise ModelError(f"{family!r} is not a Keras model family")
     return build(input_shape, n_classes, **kw)
+
+
+__all__ = ["FAMILIES", "KERAS_FAMILIES", "SKLEARN_FAMILIES", "build_keras", "check_family"]

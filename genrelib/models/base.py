@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
-from ..features import FeatureConfig
-from . import KERAS_FAMILIES, check_family
-from .ensemble import ENSEMBLE, EnsembleModel
+from genrelib.errors import ModelError
+from genrelib.features.config import FeatureConfig
+from genrelib.models import KERAS_FAMILIES, check_family
+from genrelib.models.ensemble import ENSEMBLE, EnsembleModel
 
 logger = logging.getLogger(__name__)
 
@@ -88,8 +88,10 @@ class GenreModel:
         if len(X) == 0:
             return np.zeros((0, len(self.genres)))
         if self.is_keras:
-            out = [np.asarray(self.estimator(X[i : i + batch_size, ..., None], training=False))
-                   for i in range(0, len(X), batch_size)]
+            out = [
+                np.asarray(self.estimator(X[i : i + batch_size, ..., None], training=False))
+                for i in range(0, len(X), batch_size)
+            ]
             P = np.concatenate(out).astype(np.float64)
         else:
             P = np.asarray(self.estimator.predict_proba(X), dtype=np.float64)
@@ -99,8 +101,13 @@ class GenreModel:
         """Write the model folder."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        meta = {"family": self.family, "genres": self.genres, "feature_config": self.feature_config.to_dict(),
-                "info": self.info, "format": 1}
+        meta = {
+            "family": self.family,
+            "genres": self.genres,
+            "feature_config": self.feature_config.to_dict(),
+            "info": self.info,
+            "format": 1,
+        }
         if self.is_keras:
             self.estimator.save(path / "model.keras")
         else:
@@ -122,8 +129,10 @@ class GenreModel:
         """
         path = Path(path)
         if not (path / META).exists():
-            raise ModelError(f"{path} is not a genrelib model folder (no {META}); give a folder written by "
-                             "GenreModel.save, an MLflow model URI or a registry name")
+            raise ModelError(
+                f"{path} is not a genrelib model folder (no {META}); give a folder written by "
+                "GenreModel.save, an MLflow model URI or a registry name"
+            )
         meta = json.loads((path / META).read_text())
         if meta.get("family") == ENSEMBLE:  # members' folders inside; each read by this method
             return EnsembleModel.load(path, load_member=cls.load)
@@ -140,6 +149,10 @@ class GenreModel:
             if unknown:
                 raise ModelError(f"{file} contains types genrelib does not trust: {unknown}")
             estimator = skops.io.load(file, trusted=SKOPS_TRUSTED)
-        return cls(family=family, genres=list(meta["genres"]),
-                   feature_config=FeatureConfig.from_dict(meta["feature_config"]), estimator=estimator,
-                   info=meta.get("info", {}))
+        return cls(
+            family=family,
+            genres=list(meta["genres"]),
+            feature_config=FeatureConfig.from_dict(meta["feature_config"]),
+            estimator=estimator,
+            info=meta.get("info", {}),
+        )

@@ -8,8 +8,15 @@ over the remaining time steps (the original notebook imported LSTM and TimeDistr
 from __future__ import annotations
 
 
-def build(input_shape: tuple[int, ...], n_classes: int, *, learning_rate: float = 1e-3, dropout: float = 0.3,
-          filters: tuple[int, ...] = (32, 64, 64), units: int = 64):
+def build(
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    *,
+    learning_rate: float = 1e-3,
+    dropout: float = 0.3,
+    filters: tuple[int, ...] = (32, 64, 64),
+    units: int = 64,
+):
     """Build and compile the CRNN for ``(frames, bands)`` input (log-mel or MFCC segments).
 
     Returns
@@ -18,7 +25,7 @@ def build(input_shape: tuple[int, ...], n_classes: int, *, learning_rate: float 
     """
     from keras import layers
 
-    from ._blocks import classifier, conv_block, input_layer, standardize
+    from genrelib.models._blocks import classifier, conv_block, input_layer, standardize
 
     inputs = input_layer(input_shape)
     # Per-band standardization by the training data's statistics; the blocks' batch norms use the shared

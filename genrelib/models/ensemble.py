@@ -4,14 +4,14 @@ How an ensemble classifies
 --------------------------
 An ensemble never sees feature rows. Each member extracts its own features (a seed_cnn its MFCC segments, a
 summary model its 57-column windows) and aggregates its own rows into one probability vector per 30 s window and
-per track by the mean log-probability, exactly as it does alone (:func:`genrelib.evaluate.aggregate`). The ensemble
+per track by the mean log-probability, exactly as it does alone (:func:`genrelib.evaluation.metrics.aggregate`). The ensemble
 then takes the weighted mean of the members' log-probabilities and renormalizes (:meth:`EnsembleModel.combine`; a
 weighted geometric mean, or product of experts, with the weights scaled to sum to 1). The two code paths that
 apply a model do this and nothing more:
 
-- prediction, :func:`genrelib.predict.predict_file`: each member classifies the file as it would alone; the ensemble
+- prediction, :func:`genrelib.inference.predict.predict_file`: each member classifies the file as it would alone; the ensemble
   combines the members' window probabilities (the timeline) and their song probabilities;
-- evaluation, :func:`genrelib.evaluate.evaluate_folder` (through :func:`genrelib.evaluate.evaluate_ensemble`): each
+- evaluation, :func:`genrelib.evaluation.scoring.evaluate_folder` (through :func:`genrelib.evaluation.scoring.evaluate_ensemble`): each
   member gives window probabilities of the same tracks from its own (cached) features; the ensemble's rows are the
   combined windows (its "segment" level is the 30 s window, as for the summary family) and a track is the mean
   log-probability of its windows, which equals combining the members' track probabilities (every window of a track
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
+from genrelib.errors import ModelError
 
 ENSEMBLE = "ensemble"
 META = "genrelib-model.json"  # as models.base.META (not imported: base loads this module, not the reverse)
@@ -104,12 +104,16 @@ class EnsembleModel:
         sets = [sorted(m.genres) for m in self.members]
         if any(s != sets[0] for s in sets[1:]):
             listed = "; ".join(f"{n} ({m.family}): {', '.join(s)}" for n, m, s in zip(names, self.members, sets))
-            raise ModelError(f"the models know different genre sets ({listed}); an ensemble combines models of the "
-                             "same genres: train them on the same genre folders")
+            raise ModelError(
+                f"the models know different genre sets ({listed}); an ensemble combines models of the "
+                "same genres: train them on the same genre folders"
+            )
         cuts = {(m.feature_config.window_seconds, m.feature_config.min_fraction) for m in self.members}
         if len(cuts) > 1:
-            raise ModelError("the models cut files into different windows (window seconds, tail fraction: "
-                             f"{sorted(cuts)}); an ensemble combines per window, so they must agree")
+            raise ModelError(
+                "the models cut files into different windows (window seconds, tail fraction: "
+                f"{sorted(cuts)}); an ensemble combines per window, so they must agree"
+            )
         self.genres = list(self.genres) or list(self.members[0].genres)
         if sorted(self.genres) != sets[0]:
             raise ModelError(f"ensemble genres {self.genres} are not its members' {sets[0]}")
@@ -119,9 +123,11 @@ class EnsembleModel:
 
     @property
     def feature_config(self):
-        raise ModelError("an ensemble has no single feature configuration: each member extracts its own "
-                         "(members[i].feature_config); classify files with genrelib.predict and evaluate with "
-                         "genrelib.evaluate.evaluate_folder")
+        raise ModelError(
+            "an ensemble has no single feature configuration: each member extracts its own "
+            "(members[i].feature_config); classify files with genrelib.inference.predict and evaluate with "
+            "genrelib.evaluation.scoring.evaluate_folder"
+        )
 
     @property
     def feature_configs(self) -> list:
@@ -137,8 +143,10 @@ class EnsembleModel:
         return [f"model {i + 1}" for i in range(len(self.members))]
 
     def predict_proba(self, X, **kw):
-        raise ModelError("an ensemble takes no feature rows (its members take different features); use "
-                         "genrelib.predict.predict_file or genrelib.evaluate.evaluate_folder")
+        raise ModelError(
+            "an ensemble takes no feature rows (its members take different features); use "
+            "genrelib.inference.predict.predict_file or genrelib.evaluation.scoring.evaluate_folder"
+        )
 
     def combine(self, probas: Sequence[np.ndarray]) -> np.ndarray:
         """The weighted mean of the members' log-probabilities, renormalized.
@@ -160,8 +168,9 @@ class EnsembleModel:
         for k, P in enumerate(probas):
             P = np.asarray(P, dtype=np.float64)
             if P.shape != (n, len(self.genres)):
-                raise ModelError(f"member {k + 1}'s probabilities have shape {P.shape}, "
-                                 f"expected {(n, len(self.genres))}")
+                raise ModelError(
+                    f"member {k + 1}'s probabilities have shape {P.shape}, expected {(n, len(self.genres))}"
+                )
             logp[:, self._columns[k]] += w[k] * np.log(np.clip(P, EPS, 1.0))
         out = np.exp(logp - logp.max(axis=1, keepdims=True))
         return out / out.sum(axis=1, keepdims=True)
@@ -173,8 +182,14 @@ class EnsembleModel:
         folders = [f"member_{k}" for k in range(len(self.members))]
         for m, folder in zip(self.members, folders):
             m.save(path / folder)
-        meta = {"family": ENSEMBLE, "genres": self.genres, "weights": self.weights.tolist(), "members": folders,
-                "info": self.info, "format": 1}
+        meta = {
+            "family": ENSEMBLE,
+            "genres": self.genres,
+            "weights": self.weights.tolist(),
+            "members": folders,
+            "info": self.info,
+            "format": 1,
+        }
         (path / META).write_text(json.dumps(meta, indent=2, default=str))
         return path
 
@@ -187,5 +202,9 @@ class EnsembleModel:
         missing = [f for f in meta["members"] if not (path / f / META).exists()]
         if missing:
             raise ModelError(f"ensemble folder {path} lacks its member folders {missing}; save it again")
-        return cls(members=[load_member(path / f) for f in meta["members"]], weights=np.asarray(meta["weights"]),
-                   genres=list(meta["genres"]), info=meta.get("info", {}))
+        return cls(
+            members=[load_member(path / f) for f in meta["members"]],
+            weights=np.asarray(meta["weights"]),
+            genres=list(meta["genres"]),
+            info=meta.get("info", {}),
+        )

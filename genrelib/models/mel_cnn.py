@@ -10,8 +10,14 @@ trains in minutes on a CPU. The input is standardized per mel band with the trai
 from __future__ import annotations
 
 
-def build(input_shape: tuple[int, ...], n_classes: int, *, learning_rate: float = 1e-3, dropout: float = 0.3,
-          filters: tuple[int, ...] = (32, 64, 64, 128)):
+def build(
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    *,
+    learning_rate: float = 1e-3,
+    dropout: float = 0.3,
+    filters: tuple[int, ...] = (32, 64, 64, 128),
+):
     """Build and compile the mel CNN for ``(frames, n_mels)`` input.
 
     Returns
@@ -20,7 +26,7 @@ def build(input_shape: tuple[int, ...], n_classes: int, *, learning_rate: float 
     """
     from keras import layers
 
-    from ._blocks import classifier, conv_block, input_layer, standardize
+    from genrelib.models._blocks import classifier, conv_block, input_layer, standardize
 
     inputs = input_layer(input_shape)
     x = standardize(inputs)

@@ -16,8 +16,15 @@ validation, early stopping and every prediction. The architecture and parameter 
 from __future__ import annotations
 
 
-def build(input_shape: tuple[int, ...], n_classes: int, *, learning_rate: float = 1e-4, l2: float = 0.001,
-          dropout: float = 0.3, filters: int = 32):
+def build(
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    *,
+    learning_rate: float = 1e-4,
+    l2: float = 0.001,
+    dropout: float = 0.3,
+    filters: int = 32,
+):
     """Build and compile the seed CNN.
 
     Parameters
@@ -38,7 +45,7 @@ def build(input_shape: tuple[int, ...], n_classes: int, *, learning_rate: float 
     import keras
     from keras import layers, regularizers
 
-    from ._blocks import BN_MOMENTUM
+    from genrelib.models._blocks import BN_MOMENTUM
 
     if len(input_shape) == 2:
         input_shape = (*input_shape, 1)
@@ -54,6 +61,9 @@ def build(input_shape: tuple[int, ...], n_classes: int, *, learning_rate: float 
         model.add(layers.Dense(units, activation="relu", kernel_regularizer=reg))
         model.add(layers.Dropout(dropout))
     model.add(layers.Dense(n_classes, activation="softmax", kernel_regularizer=reg))
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     return model

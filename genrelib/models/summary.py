@@ -28,19 +28,34 @@ def candidates(seed: int = 42, *, calibration_folds: int = 3, C: float | None = 
 
     if C is not None:
         return {f"logreg_C{C:g}": make_pipeline(PowerTransformer(), LogisticRegression(C=C, max_iter=5000))}
-    out = {f"logreg_C{c:g}": make_pipeline(PowerTransformer(), LogisticRegression(C=c, max_iter=5000))
-           for c in (0.03, 0.1, 0.3, 1.0)}
+    out = {
+        f"logreg_C{c:g}": make_pipeline(PowerTransformer(), LogisticRegression(C=c, max_iter=5000))
+        for c in (0.03, 0.1, 0.3, 1.0)
+    }
     # Probabilities of the SVM by Platt scaling on internal folds (what SVC(probability=True) did).
     if calibration_folds >= 2:
-        out.update({f"svm_rbf_C{c:g}": make_pipeline(PowerTransformer(), CalibratedClassifierCV(
-            SVC(C=c, random_state=seed), ensemble=False, cv=calibration_folds)) for c in (1.0, 3.0, 10.0)})
-    out["hist_gb"] = make_pipeline(PowerTransformer(), HistGradientBoostingClassifier(random_state=seed,
-                                                                                    max_iter=200))
+        out.update(
+            {
+                f"svm_rbf_C{c:g}": make_pipeline(
+                    PowerTransformer(),
+                    CalibratedClassifierCV(SVC(C=c, random_state=seed), ensemble=False, cv=calibration_folds),
+                )
+                for c in (1.0, 3.0, 10.0)
+            }
+        )
+    out["hist_gb"] = make_pipeline(PowerTransformer(), HistGradientBoostingClassifier(random_state=seed, max_iter=200))
     return out
 
 
-def select(X_train: np.ndarray, y_train: np.ndarray, X_valid: np.ndarray, y_valid: np.ndarray, *,
-           seed: int = 42, C: float | None = None) -> tuple[str, object, dict[str, float]]:
+def select(
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_valid: np.ndarray,
+    y_valid: np.ndarray,
+    *,
+    seed: int = 42,
+    C: float | None = None,
+) -> tuple[str, object, dict[str, float]]:
     """Fit every candidate on the training part, keep the best on the validation part.
 
     ``C`` given: only the logistic regression with that C (see :func:`candidates`).
@@ -56,8 +71,16 @@ def select(X_train: np.ndarray, y_train: np.ndarray, X_valid: np.ndarray, y_vali
     return select_among(candidates, X_train, y_train, X_valid, y_valid, seed=seed, C=C)
 
 
-def select_among(make_candidates, X_train: np.ndarray, y_train: np.ndarray, X_valid: np.ndarray,
-                 y_valid: np.ndarray, *, seed: int = 42, C: float | None = None) -> tuple[str, object, dict[str, float]]:
+def select_among(
+    make_candidates,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_valid: np.ndarray,
+    y_valid: np.ndarray,
+    *,
+    seed: int = 42,
+    C: float | None = None,
+) -> tuple[str, object, dict[str, float]]:
     """:func:`select` over the pipelines ``make_candidates(seed, calibration_folds=k, C=C)`` returns."""
     scores, fitted = {}, {}
     # The SVM's probability calibration needs at least 2 training examples of every genre per fold.

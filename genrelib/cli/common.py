@@ -1,0 +1,249 @@
+"""What the commands share: printing skipped files, metrics and split tables; the training and scale options."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from genrelib.errors import GenrelibError
+
+REGISTERED = "genre-classifier"
+
+
+def print_skipped(skipped: list[tuple[str, str]]) -> None:
+    if skipped:
+        print(f"skipped {len(skipped)} files:")
+        for tid, why in skipped:
+            print(f"  {tid}: {why}")
+
+
+def skipped_exit(skipped: list[tuple[str, str]]) -> int:
+    """Exit code of a command that read a data folder: 1 when any file or folder was skipped, else 0."""
+    if not skipped:
+        return 0
+    print(
+        f"genrelib: {len(skipped)} file{'s' if len(skipped) > 1 else ''} could not be read (listed above) and "
+        "{} left out; exit code 1".format("were" if len(skipped) > 1 else "was"),
+        file=sys.stderr,
+    )
+    return 1
+
+
+def print_failures(failures) -> None:
+    for _, why in failures:
+        print(f"genrelib: error: {why}", file=sys.stderr)
+
+
+def check_writable(path: Path, option: str, example: str) -> None:
+    """Refuse, before any work, an output path that is a folder or lies in a folder that cannot be written."""
+    if path.is_dir():
+        raise GenrelibError(f"{option} {path} is a folder; give a file name (e.g. {path / example})")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:  # the folders still to be made go in the first that is
+        folder = folder.parent
+    if not folder.is_dir():
+        raise GenrelibError(f"{option} {path}: {folder} is a file, not a folder; give another path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise GenrelibError(
+            f"{option} {path}: the folder {folder} is not writable (read-only or permission "
+            "denied); make it writable or write somewhere else"
+        )
+
+
+def print_metrics(report) -> None:
+    print(f"{'':<10}{'accuracy':>10}{'precision':>11}{'recall':>9}{'F1':>8}   (weighted; macro F1)")
+    for level in ("segment", "track"):
+        m = getattr(report, level).metrics
+        print(
+            f"{level:<10}{m['accuracy']:>10.3f}{m['precision_weighted']:>11.3f}{m['recall_weighted']:>9.3f}"
+            f"{m['f1_weighted']:>8.3f}   ({m['f1_macro']:.3f})"
+        )
+
+
+def print_split_table(split_sizes: dict[str, dict[str, int]]) -> None:
+    parts = ("train", "valid", "test")
+    print("tracks per genre:")
+    print(f"  {'genre':<12}" + "".join(f"{p:>7}" for p in parts))
+    for genre in split_sizes["train"]:
+        print(f"  {genre:<12}" + "".join(f"{split_sizes[p][genre]:>7}" for p in parts))
+    print(f"  {'total':<12}" + "".join(f"{sum(split_sizes[p].values()):>7}" for p in parts))
+
+
+STREAMED = (
+    ": the data set is never held in memory; the Keras families stream its shards through a bounded shuffle buffer"
+)
+
+
+def add_scale_options(p: argparse.ArgumentParser, use: str) -> None:
+    """``--scheduler`` and ``--store`` of the commands that extract features (train, sweep, evaluate)."""
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="extract the features on a Dask cluster (as `genrelib features --scheduler`): tcp://HOST:8786 "
+        "or local:N; default: local processes",
+    )
+    p.add_argument(
+        "--store",
+        default=None,
+        metavar="DIR",
+        help="extract into the sharded feature store under DIR (as `genrelib features --store`, resuming "
+        f"what is there) and {use} (docs/scaling.md)",
+    )
+
+
+#: TrainConfig fields set by `train` and `sweep` options of the same name (dashes for underscores).
+TRAINING_FIELDS = (
+    "learning_rate",
+    "dropout",
+    "l2",
+    "filters",
+    "logreg_c",
+    "time_masks",
+    "freq_masks",
+    "time_mask_width",
+    "freq_mask_width",
+    "gain_db",
+    "noise_std",
+    "mixup",
+    "aug_copies",
+    "pitch_shift",
+    "time_stretch",
+    "time_shift",
+    "noise_snr",
+)
+
+
+def train_config(args: argparse.Namespace):
+    """The TrainConfig of `train` and `sweep` options (options left out keep TrainConfig's defaults)."""
+    from genrelib.training.config import TrainConfig
+
+    chosen = {k: getattr(args, k) for k in TRAINING_FIELDS if getattr(args, k) is not None}
+    if args.spec_augment:  # the preset; explicit --time-masks / --freq-masks win
+        chosen = {"time_masks": 2, "freq_masks": 2, **chosen}
+    return TrainConfig(
+        family=args.model,
+        epochs=args.epochs,
+        split=args.split or "random",
+        split_file=args.split_file or "",
+        seed=args.seed,
+        class_weights=args.class_weights,
+        patience=args.patience,
+        batch_size=args.batch_size,
+        force=args.force,
+        **chosen,
+    )
+
+
+def add_training_options(t: argparse.ArgumentParser) -> None:
+    """Hyper-parameter and augmentation options shared by `train` and `sweep`."""
+    h = t.add_argument_group("hyper-parameters (default: the family's)")
+    h.add_argument("--learning-rate", type=float, default=None, help="Adam's learning rate (Keras families)")
+    h.add_argument("--dropout", type=float, default=None, help="dropout rate (Keras families; default 0.3)")
+    h.add_argument("--l2", type=float, default=None, help="L2 factor of every weight layer (seed_cnn; default 0.001)")
+    h.add_argument(
+        "--filters",
+        type=int,
+        default=None,
+        help="filters of the first convolution block; later blocks keep the family's ratios (default 32)",
+    )
+    h.add_argument(
+        "--logreg-c",
+        type=float,
+        default=None,
+        help="summary, musicnn: only the logistic regression with this C (default: choose the candidate on validation)",
+    )
+    a = t.add_argument_group(
+        "augmentation of the training tracks (Keras families; all off by default; validation and test tracks are "
+        "never augmented)"
+    )
+    a.add_argument(
+        "--spec-augment",
+        action="store_true",
+        help="SpecAugment masks on the fly: 2 time and 2 frequency masks per segment (as --time-masks 2 "
+        "--freq-masks 2; those options, given, win)",
+    )
+    a.add_argument("--time-masks", type=int, default=None, help="time masks per training segment (on the fly)")
+    a.add_argument(
+        "--freq-masks",
+        type=int,
+        default=None,
+        help="frequency masks (mel bands or MFCC coefficients) per training segment (on the fly)",
+    )
+    a.add_argument(
+        "--time-mask-width",
+        type=float,
+        default=None,
+        help="widest time mask, as a share of a segment's frames (default 0.1)",
+    )
+    a.add_argument(
+        "--freq-mask-width",
+        type=float,
+        default=None,
+        help="widest frequency mask, as a share of the bands (default 0.1)",
+    )
+    a.add_argument(
+        "--mixup",
+        type=float,
+        default=None,
+        metavar="ALPHA",
+        help="mixup: blend training segments and their labels by Beta(ALPHA, ALPHA) (on the fly; 0.2 is common)",
+    )
+    a.add_argument("--gain-db", type=float, default=None, help="random gain up to +- this many dB (on the fly)")
+    a.add_argument(
+        "--noise-std",
+        type=float,
+        default=None,
+        help="Gaussian noise of this sd in dB per log-mel value / MFCC coefficient (on the fly)",
+    )
+    a.add_argument(
+        "--aug-copies",
+        type=int,
+        default=None,
+        metavar="K",
+        help="K precomputed, cached copies of every training track, each with its own random waveform "
+        "transforms below (needs at least one of them)",
+    )
+    a.add_argument(
+        "--pitch-shift",
+        type=float,
+        default=None,
+        metavar="SEMITONES",
+        help="copies: random pitch shift up to +- this many semitones",
+    )
+    a.add_argument(
+        "--time-stretch",
+        type=float,
+        default=None,
+        metavar="R",
+        help="copies: random tempo change, rate in 1 +- R (e.g. 0.1)",
+    )
+    a.add_argument(
+        "--time-shift",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="copies: random circular time shift up to +- this many seconds",
+    )
+    a.add_argument(
+        "--noise-snr",
+        type=float,
+        default=None,
+        metavar="DB",
+        help="copies: white noise at this signal-to-noise ratio in dB",
+    )
+
+
+def parse_overrides(pairs) -> dict:
+    # kept as text: genrelib.pipeline.check_parameters reads each value as the type its notebooks declare
+    return dict(pairs or [])
+
+
+def ui_command() -> str:
+    from genrelib import tracking
+
+    if tracking.is_server():  # a tracking server (make server) serves its own UI
+        return f"the tracking server at {tracking.tracking_uri()} serves it"
+    return f"mlflow ui --backend-store-uri {tracking.tracking_uri()} --host 127.0.0.1 --port 5000   (or: make ui)"

@@ -1,0 +1,370 @@
+"""Classify songs of any length: a :class:`Predictor` loads a model once and classifies many files.
+
+Each song is streamed in 30 s windows (hop configurable; a short song is one window). For the CNN families each
+window is cut into 3 s segments; a window's probabilities are the mean log-probability of its segments, and the
+song's the mean log-probability of all its segments (of all its windows for the summary and musicnn families). The model's
+own feature configuration travels with it, so prediction extracts exactly the features it was trained on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from genrelib import audio
+from genrelib.errors import AudioError, GenrelibError, ModelError
+from genrelib.evaluation.metrics import aggregate
+from genrelib.features.compute import window_features
+from genrelib.models.ensemble import is_ensemble
+
+logger = logging.getLogger(__name__)
+
+#: Windows whose features are computed before the model is called once on all of them.
+BATCH_WINDOWS = 8
+
+
+def reference_model_path() -> Path:
+    """Folder of the reference model shipped inside the package (trained on real GTZAN features)."""
+    return Path(str(resources.files("genrelib") / "data" / "reference"))
+
+
+def load_model(ref=None):
+    """Load a :class:`~genrelib.models.base.GenreModel` from many kinds of reference.
+
+    Parameters
+    ----------
+    ref : None, GenreModel, EnsembleModel, str or Path
+        None or ``"reference"``: the shipped reference model. A local folder: a genrelib model folder or a
+        downloaded MLflow model. Otherwise an MLflow reference: ``runs:/<id>/model``, ``models:/...``, a run id,
+        ``genre-classifier/3``, ``genre-classifier@alias`` or ``genre-classifier``.
+
+    Raises
+    ------
+    ModelError
+        When nothing can be loaded from ``ref``.
+    """
+    from genrelib.models.base import META, GenreModel
+
+    if isinstance(ref, GenreModel) or is_ensemble(ref):
+        return ref
+    if ref is None or str(ref) == "reference":
+        path = reference_model_path()
+        if not (path / META).exists():
+            raise ModelError(
+                f"no reference model shipped at {path}; train one with `genrelib train-reference` or pass --model"
+            )
+        return GenreModel.load(path)
+    path = Path(str(ref)).expanduser()
+    if path.is_dir():
+        if (path / META).exists():
+            return GenreModel.load(path)
+        if (path / "MLmodel").exists() and (path / "artifacts" / "genre_model").is_dir():
+            return GenreModel.load(path / "artifacts" / "genre_model")
+        raise ModelError(f"{path} is neither a genrelib model folder nor an MLflow audio model")
+    if path.suffix and path.exists():
+        raise ModelError(f"{path} is a file; give a model folder, an MLflow URI or a registry name")
+    from genrelib import tracking
+
+    return GenreModel.load(tracking.download_genre_model(str(ref)))
+
+
+@dataclass
+class SongPrediction:
+    """The prediction for one song.
+
+    Attributes
+    ----------
+    path : Path
+    duration : float
+        Seconds.
+    starts : np.ndarray [shape=(n_windows,)]
+        Window start times in seconds.
+    window_proba : np.ndarray [shape=(n_windows, n_genres)]
+    proba : np.ndarray [shape=(n_genres,)]
+        The song's probabilities.
+    tag_names : list of str
+        Names of the musicnn tags (empty unless tags were asked for).
+    window_tags : np.ndarray [shape=(n_windows, n_tags)] or None
+        Each window's tag probabilities: the mean over its 3 s patches.
+    tags : np.ndarray [shape=(n_tags,)] or None
+        The song's tag probabilities: the mean over its windows.
+    """
+
+    path: Path
+    duration: float
+    starts: np.ndarray
+    window_proba: np.ndarray
+    proba: np.ndarray
+    tag_names: list[str] = field(default_factory=list)
+    window_tags: np.ndarray | None = None
+    tags: np.ndarray | None = None
+
+    def top(self, genres: list[str], k: int = 3) -> list[tuple[str, float]]:
+        """The ``k`` most likely genres with their probabilities."""
+        order = np.argsort(-self.proba)[:k]
+        return [(genres[i], float(self.proba[i])) for i in order]
+
+    def top_tags(self, k: int = 3, *, window: int | None = None) -> list[tuple[str, float]]:
+        """The ``k`` most probable musicnn tags of the song (or of one window); empty without tags."""
+        t = self.tags if window is None else (None if self.window_tags is None else self.window_tags[window])
+        if t is None:
+            return []
+        order = np.argsort(-t)[:k]
+        return [(self.tag_names[i], float(t[i])) for i in order]
+
+    @property
+    def tags_note(self) -> str | None:
+        """What to say about the song's tags beside them, or None: a song shorter than one 3 s musicnn patch
+        is tagged from that one patch, padded with silence (:func:`genrelib.features.musicnn.patches`)."""
+        from genrelib.features.musicnn import PATCH_SECONDS
+
+        if self.tags is None or self.duration >= PATCH_SECONDS:
+            return None
+        return f"shorter than {PATCH_SECONDS:g} s: musicnn tags come from one zero-padded patch"
+
+
+def predict_file(
+    model, path: str | Path, *, hop_seconds: float | None = None, tag_model: str | None = None
+) -> SongPrediction:
+    """Classify one file with a loaded model, window by window (bounded memory for long files).
+
+    Parameters
+    ----------
+    model : GenreModel
+    path : str or Path
+    hop_seconds : float, optional
+        Hop between 30 s windows (default: no overlap).
+    tag_model : str, optional
+        Also give the tags of this musicnn network (:data:`genrelib.features.musicnn.MODELS`) per window and for the
+        song, whatever model gives the genre. TensorFlow is imported only then (or for a TensorFlow model).
+        A ``musicnn``-family model with the same network reuses its own features' tags.
+
+    Raises
+    ------
+    AudioError
+        When the file cannot be read.
+
+    Notes
+    -----
+    An ensemble (:mod:`genrelib.models.ensemble`) has each member classify the file as it would alone, and
+    combines the members' window and song probabilities.
+    """
+    if is_ensemble(model):
+        return _predict_ensemble(model, path, hop_seconds=hop_seconds, tag_model=tag_model)
+    cfg = model.feature_config
+    path = Path(path)
+    starts: list[float] = []
+    window_rows: list[np.ndarray] = []  # each window's segment (or window) probabilities
+    pending: list[np.ndarray] = []
+    window_tags: list[np.ndarray] = []
+    reuse_tags = tag_model is not None and cfg.kind == "musicnn" and cfg.embedding_model == tag_model
+    if tag_model is not None:
+        from genrelib.features import musicnn, musicnn_net
+
+        musicnn.load(tag_model)  # an unknown model or bad weights: one clear error before any window
+
+    def flush() -> None:
+        if not pending:
+            return
+        P = model.predict_proba(np.concatenate(pending))
+        k = 0
+        for rows in pending:
+            window_rows.append(P[k : k + len(rows)])
+            k += len(rows)
+        pending.clear()
+
+    for start, y in audio.load_windows(
+        path, sr=cfg.sr, seconds=cfg.window_seconds, hop_seconds=hop_seconds, min_fraction=cfg.min_fraction, pad=False
+    ):
+        X = window_features(y, cfg.sr, cfg)
+        pending.append(X[None, :] if cfg.per_window else X)
+        starts.append(start)
+        if reuse_tags:
+            window_tags.append(X[musicnn_net.N_EMBED :])
+        elif tag_model is not None:
+            window_tags.append(musicnn.embed(y, cfg.sr, model=tag_model)[1].mean(axis=0))
+        if len(pending) >= BATCH_WINDOWS:
+            flush()
+    flush()
+    if not starts:
+        raise AudioError(f"{path}: no audio windows could be cut from the file")
+    rows = np.concatenate(window_rows)
+    window_of_row = np.repeat(np.arange(len(window_rows)), [len(w) for w in window_rows])
+    _, window_proba = aggregate(rows, window_of_row)
+    song = aggregate(rows, np.zeros(len(rows)))[1][0]
+    pred = SongPrediction(
+        path=path, duration=audio.duration(path), starts=np.array(starts), window_proba=window_proba, proba=song
+    )
+    if tag_model is not None:
+        pred.tag_names = list(musicnn.TAGS[tag_model])
+        pred.window_tags = np.asarray(window_tags, dtype=np.float64)
+        pred.tags = pred.window_tags.mean(axis=0)
+    return pred
+
+
+def _predict_ensemble(model, path: str | Path, *, hop_seconds: float | None, tag_model: str | None) -> SongPrediction:
+    # the tags, if asked, once (from the first member's pass over the file)
+    preds = [
+        predict_file(m, path, hop_seconds=hop_seconds, tag_model=tag_model if k == 0 else None)
+        for k, m in enumerate(model.members)
+    ]
+    first = preds[0]
+    if any(not np.array_equal(p.starts, first.starts) for p in preds[1:]):  # members agree on windows (checked)
+        raise ModelError(f"{path}: the ensemble's members cut the file into different windows")
+    return SongPrediction(
+        path=first.path,
+        duration=first.duration,
+        starts=first.starts,
+        window_proba=model.combine([p.window_proba for p in preds]),
+        proba=model.combine([p.proba[None, :] for p in preds])[0],
+        tag_names=first.tag_names,
+        window_tags=first.window_tags,
+        tags=first.tags,
+    )
+
+
+def rows_for(
+    pred: SongPrediction,
+    genres: list[str],
+    *,
+    source: str | None = None,
+    top_k: int = 3,
+    per_window: bool = False,
+    top_tags: int = 0,
+) -> list[dict]:
+    """Flat records of a prediction: one for the song (``window_start`` -1) and, if asked, one per window.
+
+    With ``top_tags`` > 0 and tags in the prediction, a ``tags`` column holds the top tags as JSON
+    ``[[tag, probability], ...]``.
+    """
+
+    def rec(start: float, p: np.ndarray, window: int | None) -> dict:
+        order = np.argsort(-p)
+        r = {
+            "source": source or str(pred.path),
+            "window_start": float(start),
+            "duration": pred.duration,
+            "genre": genres[order[0]],
+            "probability": float(p[order[0]]),
+            "top_k": json.dumps([[genres[i], round(float(p[i]), 4)] for i in order[:top_k]]),
+            **{f"p_{g}": float(v) for g, v in zip(genres, p)},
+        }
+        if top_tags and pred.tags is not None:
+            r["tags"] = json.dumps([[t, round(q, 4)] for t, q in pred.top_tags(top_tags, window=window)])
+        return r
+
+    out = [rec(-1.0, pred.proba, None)]
+    if per_window:
+        out += [rec(s, p, i) for i, (s, p) in enumerate(zip(pred.starts, pred.window_proba))]
+    return out
+
+
+class Predictor:
+    """Load a model once; classify many files of any length.
+
+    Parameters
+    ----------
+    model : None, GenreModel, str or Path
+        See :func:`load_model` (None: the shipped reference model).
+    hop_seconds : float, optional
+        Hop between 30 s windows (default: no overlap).
+    tag_model : str, optional
+        Also give musicnn tags (e.g. ``"MSD_musicnn"``) with every prediction; see :func:`predict_file`.
+
+    Examples
+    --------
+    >>> p = Predictor()                                   # doctest: +SKIP
+    >>> song = p.predict("my_song.mp3")                   # doctest: +SKIP
+    >>> song.top(p.genres, 3)                             # doctest: +SKIP
+    """
+
+    def __init__(self, model=None, *, hop_seconds: float | None = None, tag_model: str | None = None):
+        self.ref = "reference" if model is None else str(getattr(model, "family", model))
+        self.model = load_model(model)
+        self.hop_seconds = hop_seconds
+        self.tag_model = tag_model
+        if tag_model is not None:
+            from genrelib.features import musicnn
+
+            musicnn.load(tag_model)  # fail here, once, rather than for every file
+
+    @property
+    def genres(self) -> list[str]:
+        return list(self.model.genres)
+
+    def describe(self) -> str:
+        """One line: which model this is, its family and the data it was trained on."""
+        info = self.model.info
+        data = info.get("trained_on") or info.get("data_root") or "unrecorded data"
+        if info.get("synthetic_demo"):
+            data += " (genrelib's synthetic demo music)"
+        return (
+            f"model: {self.ref} ({self.model.family}, {len(self.genres)} genres, trained on {data}"
+            f"{', split ' + str(info['split']) if 'split' in info else ''})"
+        )
+
+    def demo_warning(self, paths) -> str | None:
+        """A warning when a model trained on real music is asked about genrelib's synthetic demo songs (or the
+        reverse), where its answers mean little; None otherwise."""
+        from genrelib.datasets.demo import is_demo
+
+        demo_songs = [p for p in paths if is_demo(p)]
+        trained_on_demo = bool(self.model.info.get("synthetic_demo"))
+        if demo_songs and not trained_on_demo and self.ref == "reference":
+            return (
+                f"warning: {len(demo_songs)} of these songs are genrelib's synthetic demo music; the reference "
+                "model was trained on real music and does not recognise it (it named 0 of the 6 demo songs' "
+                "genres, measured): use a model trained on the demo data, e.g. --model genre-classifier@seed-cnn "
+                "after make run-all"
+            )
+        if trained_on_demo and len(demo_songs) < len(paths):
+            return (
+                "warning: this model was trained on genrelib's synthetic demo music; its answers for real songs "
+                "say nothing: train on real music, or use the reference model (--model reference)"
+            )
+        return None
+
+    def predict(self, path: str | Path) -> SongPrediction:
+        """Classify one file (raises :class:`AudioError` for a bad file)."""
+        return predict_file(self.model, path, hop_seconds=self.hop_seconds, tag_model=self.tag_model)
+
+    def predict_many(
+        self, paths: list[str | Path], *, progress: bool = False
+    ) -> tuple[list[SongPrediction], list[tuple[Path, str]]]:
+        """Classify many files; a bad file is reported and the others are still classified.
+
+        Returns
+        -------
+        predictions : list of SongPrediction
+        failures : list of (path, reason)
+        """
+        from genrelib.progress import Progress
+
+        paths = list(paths)
+        # a bar on a terminal, else log lines (genrelib.progress); nothing for a single song
+        bar = Progress(len(paths), "songs", bar=progress, unit="songs") if len(paths) > 1 else None
+        preds, failures = [], []
+        for p in paths:
+            try:
+                preds.append(self.predict(p))
+            except GenrelibError as exc:
+                logger.warning("skipping %s", exc)
+                failures.append((Path(p), str(exc)))
+            if bar is not None:
+                bar.update(skipped=len(failures))
+        if bar is not None:
+            bar.close()
+        return preds, failures
+
+    def table(self, preds: list[SongPrediction], *, top_k: int = 3, per_window: bool = False, top_tags: int = 0):
+        """Predictions as a DataFrame (see :func:`rows_for`)."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            [r for p in preds for r in rows_for(p, self.genres, top_k=top_k, per_window=per_window, top_tags=top_tags)]
+        )

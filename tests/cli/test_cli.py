@@ -1,0 +1,269 @@
+import fcntl
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import termios
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
+from genrelib.cli import main
+from genrelib.features.config import SUMMARY_COLUMNS
+
+
+def test_demo_scan_features(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo-data", str(out), "--per-genre", "1", "--seconds", "3.5", "--seed", "2"]) == 0
+    cap = capsys.readouterr()
+    assert "synthetic" in cap.out
+    # stderr is not a terminal here: progress comes as log lines, the last one when all is written
+    assert cap.err.splitlines()[-1].startswith("genrelib: demo tracks: 10/10 files (100%), 0 skipped, ")
+    (out / "jazz" / "jazz.00054.wav").write_bytes(b"not audio at all")
+    assert main(["scan", str(out)]) == 1  # a file was skipped (listed)
+    text = capsys.readouterr().out
+    assert "10 tracks in 10 genres" in text and "jazz/jazz.00054.wav" in text
+    assert main(["features", str(out), "--kind", "summary", "--out", str(tmp_path / "f.csv"), "--jobs", "1"]) == 1
+    df = pd.read_csv(tmp_path / "f.csv")
+    assert list(df.columns)[0] == "filename" and set(SUMMARY_COLUMNS) <= set(df.columns) and len(df) == 10
+    assert main(["features", str(out), "--out", str(tmp_path / "m.npz"), "--jobs", "2"]) == 1
+    assert (tmp_path / "m.npz").stat().st_size > 0
+
+
+def test_bad_input_one_line_error_nonzero_exit(tmp_path):
+    for args in (["scan", str(tmp_path / "missing")], ["features", str(tmp_path), "--out", str(tmp_path / "x.npz")]):
+        r = subprocess.run([sys.executable, "-m", "genrelib.cli", *args], capture_output=True, text=True)
+        assert r.returncode == 2
+        assert r.stderr.startswith("genrelib: error: ") and len(r.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in r.stderr
+
+
+def test_train_and_evaluate_commands(tiny_tree, capsys):
+    assert main(["train", str(tiny_tree), "--model", "summary", "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("run ") and "test metrics" in out and "track" in out and "genre-classifier/" in out
+    assert main(["evaluate", "genre-classifier@summary", str(tiny_tree), "--part", "test", "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "(test part of its split)" in out and "logged as run" in out
+
+
+def test_train_bad_input_exit_codes(tmp_path, tiny_tree):
+    r = subprocess.run(
+        [sys.executable, "-m", "genrelib.cli", "train", str(tiny_tree), "--model", "resnet"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and "invalid choice: 'resnet'" in r.stderr
+    (tmp_path / "empty" / "rock").mkdir(parents=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "genrelib.cli", "train", str(tmp_path / "empty"), "--model", "summary"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and r.stderr.startswith("genrelib: error: no readable audio")
+    r = subprocess.run(
+        [sys.executable, "-m", "genrelib.cli", "evaluate", "genre-classifier/77", str(tiny_tree)],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and "not found in the tracking store" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_evaluate_reference_on_a_part_of_the_fault_filtered_split(gtzan_tree, capsys):
+    root = gtzan_tree({"classical": {"train": 2, "valid": 1, "test": 1, "out": 1}, "metal": {"test": 2}})
+    assert main(["evaluate", "reference", str(root), "--part", "test", "--no-log", "--jobs", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == [
+        f"summary model on {root} (test part of its split): 3 tracks",
+        f"found 3 of the model's 290 test tracks in {root}",
+    ]
+    assert main(["evaluate", "reference", str(root), "--part", "valid", "--no-log", "--jobs", "1"]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == f"found 1 of the model's 197 valid tracks in {root}"
+    # a part with none of its tracks in the folder: a one-line error that does not talk of making a split
+    only_test = gtzan_tree({"metal": {"test": 1}}, name="only_test")
+    assert main(["evaluate", "reference", str(only_test), "--part", "train", "--no-log"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("genrelib: error: none of the model's 443 train tracks is in ")
+    assert len(err.strip().splitlines()) == 1 and "split" not in err.split(";")[0]
+
+
+def test_train_gtzan_ff_on_partial_gtzan_refused_unless_forced(gtzan_tree, capsys):
+    import mlflow
+
+    from genrelib.inference.predict import load_model
+
+    from ..conftest import gtzan_ids
+    from .test_train import SMALL_TEST_PART
+
+    root = gtzan_tree(SMALL_TEST_PART)
+    (root / "metal" / "broken.wav").write_bytes(b"RIFF not really audio")
+    args = [
+        "train",
+        str(root),
+        "--model",
+        "seed_cnn",
+        "--epochs",
+        "1",
+        "--split",
+        "gtzan-ff",
+        "--no-register",
+        "--jobs",
+        "1",
+    ]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("genrelib: error: the gtzan-ff split of ") and len(err.strip().splitlines()) == 1
+    assert "the test part has 4 tracks" in err and "Use --split random" in err and "--force" in err
+    assert main([*args, "--force"]) == 1  # trained; exit 1 for the skipped broken.wav
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("run ") and lines[0].endswith("(tracks: train 6, valid 3, test 4; split gtzan-ff)")
+    broken_reason = dict(dataset_skipped(root))["metal/broken.wav"]
+    assert lines[1:14] == [
+        "tracks per genre:",
+        "  genre         train  valid   test",
+        "  classical         2      1      1",
+        "  metal             2      1      2",
+        "  reggae            2      1      1",
+        "  total             6      3      4",
+        f"left out of the gtzan-ff split: 1 track in none of its lists: {gtzan_ids('classical', 'out', 1)[0]}",
+        "trained anyway (--force): the test part has 4 tracks (an honest test part needs at least 10, and 2 of "
+        "every genre; classical 1, reggae 1)",
+        "skipped 1 files:",
+        f"  metal/broken.wav: {broken_reason}",
+        "validation loss was still falling at the last epoch (1); more epochs would likely help: --epochs 2",
+        "test metrics (held-out tracks, never seen in training or model selection):",
+        "            accuracy  precision   recall      F1   (weighted; macro F1)",
+    ]
+    run_id = lines[0].split()[1].rstrip(":")
+    run = mlflow.get_run(run_id)
+    assert run.data.tags["genrelib.still_improving"] == "true" and run.data.params["train.force"] == "True"
+    assert run.data.metrics["tracks_left_out"] == 1
+    # the model keeps what was forced, and the tracks of each part (the fault-filtered ones present)
+    info = load_model(f"runs:/{run_id}/model").info
+    assert info["still_improving"] is True and info["split_left_out"] == 1
+    assert info["split_problems"][0].startswith("the test part has 4 tracks")
+    assert sorted(info["split_tracks"]["test"]) == sorted(
+        gtzan_ids("classical", "test", 1) + gtzan_ids("metal", "test", 2) + gtzan_ids("reggae", "test", 1)
+    )
+
+
+def dataset_skipped(root):
+    from genrelib.datasets.tracks import scan
+
+    return scan(root).skipped
+
+
+def test_features_family_picks_its_kind_and_draws_a_map(tiny_tree, tmp_path, capsys):
+    out = tmp_path / "f.npz"
+    assert (
+        main(
+            [
+                "features",
+                str(tiny_tree),
+                "--family",
+                "crnn",
+                "--out",
+                str(out),
+                "--jobs",
+                "1",
+                "--map",
+                str(tmp_path / "maps" / "map.png"),
+            ]
+        )
+        == 0
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("mel features of 12 tracks: X (12, 130, 128)")  # crnn trains on mel segments
+    assert lines[1] == f"map of the features, one point per track (pca) -> {tmp_path / 'maps' / 'map.png'}"
+    assert (tmp_path / "maps" / "map.png").read_bytes()[:4] == b"\x89PNG"
+    # an explicit --kind wins over the family's, as notebook 02's kind parameter does
+    assert (
+        main(["features", str(tiny_tree), "--family", "crnn", "--kind", "mfcc", "--out", str(out), "--jobs", "1"]) == 0
+    )
+    assert capsys.readouterr().out.startswith("mfcc features of 12 tracks: X (12, 130, 16)")
+    assert main(["features", str(tiny_tree), "--out", str(out), "--map-method", "tsne"]) == 2
+    assert "--map-method needs --map FILE.png" in capsys.readouterr().err
+
+
+def _features_cmd(data, out):
+    return [
+        sys.executable,
+        "-m",
+        "genrelib.cli",
+        "features",
+        str(data),
+        "--kind",
+        "summary",
+        "--out",
+        str(out),
+        "--no-cache",
+        "--jobs",
+        "1",
+    ]
+
+
+def test_features_logs_progress_lines_when_stderr_is_not_a_terminal(tiny_tree, tmp_path):
+    # issue 10 item 10: `genrelib features DATA 2>log` wrote nothing until the end (a tqdm bar only)
+    data = tmp_path / "data"
+    shutil.copytree(tiny_tree, data)
+    sf.write(data / "metal" / "silent.wav", np.zeros(3 * 22050, np.float32), 22050)  # skipped by extraction
+    r = subprocess.run(_features_cmd(data, tmp_path / "f.csv"), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1, r.stderr  # a file was skipped
+    assert "\r" not in r.stderr  # no bar
+    lines = [
+        m.groups()
+        for m in re.finditer(
+            r"^genrelib: summary features: (\d+)/13 files \((\d+)%\), "
+            r"(\d+) skipped, \d+ s$",
+            r.stderr,
+            flags=re.M,
+        )
+    ]
+    done = [int(d) for d, _, _ in lines]
+    assert len(done) >= 5 and done == sorted(done) and done[-1] == 13, r.stderr  # every 2 files (a tenth), and the end
+    assert lines[-1][1:] == ("100", "1")
+    assert r.stderr.startswith("genrelib: summary features: 13 files, 1 process\n"), r.stderr
+    assert r.stderr.count("genrelib: summary features: 13/13") == 1
+
+
+def test_features_draws_a_bar_on_a_terminal(tiny_tree, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_tree / "metal", data / "metal")
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 0 columns: tqdm draws nothing
+    proc = subprocess.Popen(_features_cmd(data, tmp_path / "f.csv"), stderr=slave, stdout=subprocess.DEVNULL)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert proc.wait(timeout=300) == 0, seen
+    text = seen.decode(errors="replace")
+    assert "summary features: 100%" in text and "4/4" in text and "\r" in text  # tqdm's bar
+    assert "genrelib: summary features" not in text  # no log lines beside it
+
+
+def test_a_new_tracking_store_is_made_without_mlflow_log_lines(tmp_path):
+    """The first command against a new store: MLflow's schema lines ("Creating initial MLflow database tables...")
+    are not shown; every line a user sees is genrelib's (issue 10 #7)."""
+    (tmp_path / "new").mkdir()
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}")
+    r = subprocess.run(
+        [sys.executable, "-c", "from genrelib import tracking; print(tracking.setup())"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert r.returncode == 0 and r.stdout.strip(), r.stderr
+    assert (tmp_path / "new" / "mlflow.db").stat().st_size > 0
+    assert r.stderr == ""
