@@ -129,8 +129,7 @@ def bench_training(n_tracks: int) -> tuple[dict, Path]:
     """Seconds per epoch of seed_cnn on 2,000 segments; segment predictions per second. Saves the model."""
     import numpy as np
 
-    from genrelib import datasets
-    from genrelib import features
+    from genrelib import datasets, features
     from genrelib.training.config import TrainConfig
     from genrelib.training.fit import fit
 

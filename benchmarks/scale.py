@@ -110,8 +110,7 @@ def _rss(tree: TreeRSS | None = None) -> dict:
 
 def child(argv: list[str]) -> dict:
     """One measurement, in this (fresh) process."""
-    from genrelib import datasets
-    from genrelib import features
+    from genrelib import datasets, features
     from genrelib.features import store
 
     mode = argv[0]
@@ -206,8 +205,7 @@ def training_store(segments: int) -> Path:
     track ids (64 tracks, 640 segments per shard)."""
     import numpy as np
 
-    from genrelib import datasets
-    from genrelib import features
+    from genrelib import datasets, features
     from genrelib.features import store
 
     folder = WORK / f"train-store-{segments}"

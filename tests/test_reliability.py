@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genrelib import audio, features
-from genrelib import datasets
+from genrelib import audio, datasets, features
 from genrelib.errors import AudioError
 
 from .conftest import sine

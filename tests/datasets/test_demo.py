@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genrelib import audio
-from genrelib import datasets
+from genrelib import audio, datasets
 from genrelib.config import GENRES
 from genrelib.datasets import demo, demo_styles
 

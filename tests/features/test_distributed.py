@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genrelib import datasets
-from genrelib import features
+from genrelib import datasets, features
 from genrelib.errors import FeatureError
 from genrelib.features import store
 
@@ -126,7 +125,9 @@ def test_train_extracts_on_the_cluster(client, tiny_tree, tmp_path):
 
     cfg = TrainConfig(family="seed_cnn", epochs=1, seed=1)
     res = train(tiny_tree, cfg, log=False, scheduler=client.scheduler.address)
-    ref = features.extract(datasets.scan(tiny_tree), features.FeatureConfig(), n_jobs=1, use_cache=False, progress=False)
+    ref = features.extract(
+        datasets.scan(tiny_tree), features.FeatureConfig(), n_jobs=1, use_cache=False, progress=False
+    )
     np.testing.assert_array_equal(res.features.X, ref.X)
     assert res.report is not None and 0 <= res.report.track.metrics["accuracy"] <= 1
     # and cached as a local extraction caches it: the next local run reads the same file

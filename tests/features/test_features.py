@@ -3,8 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genrelib import datasets
-from genrelib import features
+from genrelib import datasets, features
 from genrelib.errors import FeatureError
 
 from ..conftest import SHARED, needs_shared

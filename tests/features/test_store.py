@@ -8,8 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from genrelib import datasets
-from genrelib import features
+from genrelib import datasets, features
 from genrelib.errors import FeatureError
 from genrelib.features import store
 
@@ -109,7 +108,9 @@ def test_cli_features_store(tiny_tree, tmp_path, capsys):
     )
     text = capsys.readouterr().out
     assert "12 tracks: 12 rows of (130, 16) float32 in 3 shards" in text
-    ref = features.extract(datasets.scan(tiny_tree), features.FeatureConfig(), n_jobs=1, use_cache=False, progress=False)
+    ref = features.extract(
+        datasets.scan(tiny_tree), features.FeatureConfig(), n_jobs=1, use_cache=False, progress=False
+    )
     _same(features.FeatureSet.load(out), ref)
     manifest = json.loads(next((tmp_path / "st").glob("mfcc-*/manifest.json")).read_text())
     assert manifest["config"] == ref.config.to_dict()

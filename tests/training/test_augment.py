@@ -7,8 +7,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from genrelib import datasets
-from genrelib import features, plots
+from genrelib import datasets, features, plots
 from genrelib.errors import ModelError
 from genrelib.training import augment, input_pipeline
 from genrelib.training import copies as wave_copies

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genrelib import datasets
-from genrelib import features
+from genrelib import datasets, features
 from genrelib.features import store
 from genrelib.models._blocks import VAR_FLOOR
 from genrelib.training import streaming

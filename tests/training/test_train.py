@@ -4,8 +4,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from genrelib import datasets
-from genrelib import features, tracking
+from genrelib import datasets, features, tracking
 from genrelib.errors import DatasetError, ModelError
 from genrelib.evaluation.scoring import evaluate_folder
 from genrelib.inference.predict import Predictor, load_model, predict_file

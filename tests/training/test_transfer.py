@@ -3,8 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from genrelib import audio, features
-from genrelib import datasets
+from genrelib import audio, datasets, features
 from genrelib.cli import main
 from genrelib.features import musicnn
 
