@@ -131,7 +131,7 @@ def bench_training(n_tracks: int) -> tuple[dict, Path]:
 
     from genrelib import datasets, features
     from genrelib.training.config import TrainConfig
-    from genrelib.training.fit import fit
+    from genrelib.training.fitting import fit
 
     root = demo_tracks(n_tracks)
     ds = datasets.scan(root)

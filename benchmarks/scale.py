@@ -169,7 +169,7 @@ def child(argv: list[str]) -> dict:
         import numpy as np
 
         from genrelib.training.config import TrainConfig
-        from genrelib.training.fit import fit
+        from genrelib.training.fitting import fit
 
         sfs = store.open_store(argv[1])
         tracks = np.array(sfs.tracks)

@@ -33,3 +33,14 @@ def test_every_package_says_what_its_layer_is_for_and_lists_its_public_names():
         pkg = importlib.import_module(f"genrelib.{init.parent.name}")
         assert pkg.__doc__ and len(pkg.__doc__.split()) > 10, init
         assert pkg.__all__ and all(hasattr(pkg, n) for n in pkg.__all__), init
+
+
+def test_no_public_name_hides_a_module_of_its_package():
+    # `from genrelib.training import fit` must not be both a function and the module genrelib.training.fit:
+    # `import genrelib.training.fit as m` would then give the function
+    import importlib
+
+    for init in (ROOT / "genrelib").glob("*/__init__.py"):
+        modules = {p.stem for p in init.parent.glob("*.py")} - {"__init__", "__main__"}
+        pkg = importlib.import_module(f"genrelib.{init.parent.name}")
+        assert not set(pkg.__all__) & modules, (init.parent.name, set(pkg.__all__) & modules)

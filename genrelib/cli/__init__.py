@@ -1,10 +1,10 @@
 """Layer 11, the command line: ``genrelib <command>``, one module per group of commands.
 
 ``data`` (demo-data, scan, features), ``training`` (train, sweep, ensemble, train-reference), ``inference``
-(evaluate, predict, personal-test), ``notebooks`` (notebook, run-all); ``main`` builds the parser and runs a
+(evaluate, predict, personal-test), ``notebooks`` (notebook, run-all); ``run`` builds the parser and runs a
 command. Every command calls the same public functions the notebooks call.
 """
 
-from genrelib.cli.main import build_parser, main
+from genrelib.cli.run import build_parser, main
 
 __all__ = ["build_parser", "main"]

@@ -2,6 +2,6 @@
 
 import sys
 
-from genrelib.cli.main import main
+from genrelib.cli.run import main
 
 sys.exit(main())

@@ -6,7 +6,7 @@
 models, features, datasets, tracking.
 """
 
-from genrelib.evaluation.metrics import LevelReport, Report, aggregate, genre_index, metrics, report_rows
+from genrelib.evaluation.reports import LevelReport, Report, aggregate, genre_index, metrics, report_rows
 from genrelib.evaluation.scoring import (
     evaluate,
     evaluate_ensemble,

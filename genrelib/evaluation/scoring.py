@@ -12,7 +12,7 @@ import logging
 import numpy as np
 
 from genrelib.errors import ModelError
-from genrelib.evaluation.metrics import Report, aggregate, genre_index, report_rows
+from genrelib.evaluation.reports import Report, aggregate, genre_index, report_rows
 from genrelib.features.featureset import FeatureSet
 from genrelib.models.ensemble import is_ensemble
 

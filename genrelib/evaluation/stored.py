@@ -26,7 +26,7 @@ def predict_stored(model, part: StoredFeatureSet) -> tuple[np.ndarray, np.ndarra
     ModelError
         When the part has a genre the model does not know.
     """
-    from genrelib.evaluation.metrics import genre_index
+    from genrelib.evaluation.reports import genre_index
 
     index = genre_index(model.genres, part.index["genre"])
     proba, ids, y = [], [], []

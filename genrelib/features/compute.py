@@ -22,11 +22,15 @@ def window_features(y: np.ndarray, sr: int, config: FeatureConfig) -> np.ndarray
     Returns
     -------
     X : np.ndarray
-        ``(n_segments, frames, coefficients)`` float32 for ``mfcc``/``mel``; ``(57,)`` float64 for ``summary``;
+        ``(n_segments, frames, coefficients)`` float32 for ``mfcc``/``mel``; ``(57,)`` float32 for ``summary``;
         ``(250,)`` float32 for ``musicnn`` (means over the window's 3 s patches).
     """
     if config.kind == "summary":
-        return summary(y, sr, n_fft=config.n_fft, hop_length=config.hop_length, hpss_kernel=config.hpss_kernel)
+        # float32 as every kind's rows: the feature store keeps float32, so features held in memory and features
+        # read from a store (or the cache) are the same numbers
+        return summary(y, sr, n_fft=config.n_fft, hop_length=config.hop_length, hpss_kernel=config.hpss_kernel).astype(
+            np.float32
+        )
     if config.kind == "musicnn":
         from genrelib.features import musicnn
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from genrelib.datasets.tracks import find_audio
 from genrelib.errors import DatasetError
-from genrelib.evaluation.metrics import metrics
+from genrelib.evaluation.reports import metrics
 from genrelib.inference.predict import Predictor, SongPrediction
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ import numpy as np
 
 from genrelib import audio
 from genrelib.errors import AudioError, GenrelibError, ModelError
-from genrelib.evaluation.metrics import aggregate
+from genrelib.evaluation.reports import aggregate
 from genrelib.features.compute import window_features
 from genrelib.models.ensemble import is_ensemble
 

@@ -4,7 +4,7 @@ How an ensemble classifies
 --------------------------
 An ensemble never sees feature rows. Each member extracts its own features (a seed_cnn its MFCC segments, a
 summary model its 57-column windows) and aggregates its own rows into one probability vector per 30 s window and
-per track by the mean log-probability, exactly as it does alone (:func:`genrelib.evaluation.metrics.aggregate`). The ensemble
+per track by the mean log-probability, exactly as it does alone (:func:`genrelib.evaluation.reports.aggregate`). The ensemble
 then takes the weighted mean of the members' log-probabilities and renormalizes (:meth:`EnsembleModel.combine`; a
 weighted geometric mean, or product of experts, with the weights scaled to sum to 1). The two code paths that
 apply a model do this and nothing more:

@@ -20,7 +20,7 @@ from genrelib.training.config import TrainConfig, feature_config_for
 from genrelib.training.crossval import GROUPINGS, CVResult, cross_validate, cv_groups, cv_splits
 from genrelib.training.ensemble import EnsembleResult, make_ensemble, split_note
 from genrelib.training.ensemble import build as build_ensemble
-from genrelib.training.fit import fit, seed_everything, with_copies
+from genrelib.training.fitting import fit, seed_everything, with_copies
 from genrelib.training.report import (
     TrainResult,
     architecture_diagram,

@@ -348,7 +348,7 @@ def cross_validate(
     """
     from genrelib import evaluation as ev
     from genrelib.training.config import feature_config_for
-    from genrelib.training.fit import fit, with_copies
+    from genrelib.training.fitting import fit, with_copies
     from genrelib.training.splits import training_features
 
     ds = data if isinstance(data, Dataset) else scan(data)

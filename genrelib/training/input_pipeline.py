@@ -5,7 +5,7 @@ Training rows are shuffled (seeded, a new order every epoch), batched, and every
 on across epochs: each epoch sees new variants, and the same seed gives the same augmented epochs. Validation and
 test rows never pass through here. What the options do is described in :mod:`genrelib.training.augment`.
 
-With every option off, :func:`genrelib.training.fit.fit` does not use this pipeline at all (the original recipe:
+With every option off, :func:`genrelib.training.fitting.fit` does not use this pipeline at all (the original recipe:
 ``model.fit`` on the arrays).
 """
 

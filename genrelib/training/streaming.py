@@ -1,6 +1,6 @@
 """Training and evaluating the Keras families from a sharded feature store, never holding the data set in memory.
 
-:func:`fit_stream` is what :func:`genrelib.training.fit.fit` runs when its training part is a
+:func:`fit_stream` is what :func:`genrelib.training.fitting.fit` runs when its training part is a
 :class:`~genrelib.features.stored.StoredFeatureSet` (``genrelib train DATA --model seed_cnn --store DIR``):
 
 - the input standardization comes from per-band statistics accumulated shard by shard in float64

@@ -20,7 +20,7 @@ from genrelib.features.config import FeatureConfig
 from genrelib.models import FAMILIES, KERAS_FAMILIES
 from genrelib.models.base import GenreModel
 from genrelib.training.config import TrainConfig, feature_config_for
-from genrelib.training.fit import fit, with_copies
+from genrelib.training.fitting import fit, with_copies
 from genrelib.training.report import TrainResult, architecture_diagram, augmented_examples, history_figure, summary_text
 from genrelib.training.splits import check_split, config_split, split_file_record, training_features
 

@@ -190,7 +190,7 @@ def sweep(
 
     from genrelib import tracking
     from genrelib.training.config import feature_config_for
-    from genrelib.training.fit import fit, with_copies
+    from genrelib.training.fitting import fit, with_copies
     from genrelib.training.splits import check_split, config_split, split_features, training_features
     from genrelib.training.trainer import data_name, train
 

@@ -96,7 +96,7 @@ def test_train_gtzan_ff_on_partial_gtzan_refused_unless_forced(gtzan_tree, capsy
     from genrelib.inference.predict import load_model
 
     from ..conftest import gtzan_ids
-    from .test_train import SMALL_TEST_PART
+    from ..training.test_train import SMALL_TEST_PART
 
     root = gtzan_tree(SMALL_TEST_PART)
     (root / "metal" / "broken.wav").write_bytes(b"RIFF not really audio")

@@ -105,7 +105,7 @@ def test_keras_families_standardize_input_and_keep_fresh_batchnorm_statistics(fa
     # stored statistics were far from the data's (-5.7/128 vs -12.7/306) and it scored 25% per track.
     from genrelib.models._blocks import STANDARDIZE
     from genrelib.training.config import TrainConfig
-    from genrelib.training.fit import fit
+    from genrelib.training.fitting import fit
 
     fs = _dB_like_features()
     train, valid = fs.subset(np.arange(len(fs)) % 5 != 0), fs.subset(np.arange(len(fs)) % 5 == 0)

@@ -13,7 +13,7 @@ from genrelib.training import augment, input_pipeline
 from genrelib.training import copies as wave_copies
 from genrelib.training.augment import FeatureAugment, WaveAugment
 from genrelib.training.config import TrainConfig, feature_config_for
-from genrelib.training.fit import fit, with_copies
+from genrelib.training.fitting import fit, with_copies
 from genrelib.training.splits import split_features
 from genrelib.training.trainer import train
 

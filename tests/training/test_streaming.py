@@ -95,9 +95,11 @@ def test_sweep_from_the_store(tiny_tree, tmp_path, capsys):
     cfg = TrainConfig(family="summary", seed=2)
     mem = sweep(tiny_tree, cfg, trials=2, n_jobs=1, register=False)
     st = sweep(tiny_tree, cfg, trials=2, n_jobs=1, register=False, store=tmp_path / "s")
-    # the same rows and models; predicted shard by shard, so equal to float32 rounding (BLAS sums by block)
+    # the same rows and models, predicted shard by shard; the logistic regression's lbfgs stops within its tolerance
+    # (1e-4), and rows read back shard by shard can stop it elsewhere within it: measured 2.2e-4 relative on the
+    # cross-entropy of a weakly regularized trial (C 0.055) on this machine, 1e-7 on a strongly regularized one
     assert [t["valid_cross_entropy"] for t in st.trials] == pytest.approx(
-        [t["valid_cross_entropy"] for t in mem.trials], rel=1e-5
+        [t["valid_cross_entropy"] for t in mem.trials], rel=1e-3
     )
     assert st.best_params == mem.best_params
     assert st.result.report.track.metrics == mem.result.report.track.metrics

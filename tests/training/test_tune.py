@@ -178,7 +178,7 @@ def test_sweep_nests_every_trial_and_retrains_the_best_once(tiny_tree):
 def test_failed_and_pruned_trials_are_recorded_and_the_search_goes_on(tiny_tree, monkeypatch):
     import optuna
 
-    import genrelib.training.fit as fit_module
+    import genrelib.training.fitting as fit_module
     import genrelib.training.trainer as trainer_module
 
     class PruneTrialTwo(optuna.pruners.BasePruner):
@@ -223,7 +223,7 @@ def test_failed_and_pruned_trials_are_recorded_and_the_search_goes_on(tiny_tree,
 
 
 def test_no_completed_trial_is_an_error_and_fails_the_parent(tiny_tree, monkeypatch):
-    import genrelib.training.fit as fit_module
+    import genrelib.training.fitting as fit_module
     import genrelib.training.trainer as trainer_module
 
     def broken(*args, **kwargs):
