@@ -34,7 +34,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export TF_CPP_MIN_LOG_LEVEL := 3
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: help env lint test run-all demo bench clean eda features train evaluate personal compare lab ui server
+.PHONY: help env lint test default-model run-all demo bench clean eda features train evaluate personal compare lab ui server
 
 help: ## show this help
 	@echo "genrelib - make targets:"
@@ -93,6 +93,10 @@ ui: $(STAMP) ## start the MLflow UI on 127.0.0.1 (PORT=5000) against the project
 server: $(STAMP) ## team tracking server on 127.0.0.1:SERVER_PORT (5050), SQL store + proxied artifacts (BACKEND=postgresql://...)
 	@$(PY) scripts/tracking_server.py --backend '$(BACKEND)' --artifacts '$(ARTIFACTS)' --host $(SERVER_HOST) \
 	  --port $(SERVER_PORT) --workers $(WORKERS) --allowed-hosts '$(ALLOWED_HOSTS)'
+
+default-model: $(STAMP) ## rebuild the shipped default model from audio (DATA=the 153 real GTZAN tracks)
+	@test -n "$(DATA)" || { echo "error: give DATA=<folder>; ../shared/data/gtzan/make_dev_folder.sh DEST makes one"; exit 2; }
+	$(GL) train-default $(DATA) --table tests/data/default_model_features.npz
 
 bench: $(STAMP) ## benchmarks (speed and size, as ratios against baselines in the same run)
 	$(PY) benchmarks/bench.py

@@ -224,10 +224,13 @@ def plot_timeline(
     title: str = "Genre over time",
     top: int = 4,
     ax=None,
+    window_seconds: float = 30.0,
 ):
     """Probability of the ``top`` most likely genres per window over the song.
 
-    A song of a single window has no "over time": it is drawn as a bar chart of every genre's probability.
+    ``window_seconds``: how long each window is (30 s, or 15 s for the points of a ``musicnn`` model's timeline,
+    one every 3 s); the x axis is each window's start. A song of a single window has no "over time": it is drawn
+    as a bar chart of every genre's probability.
     """
     fig, ax = _axes(ax, (9, 3.2))
     if len(starts) == 1:
@@ -235,7 +238,7 @@ def plot_timeline(
         ax.bar([genres[k] for k in order], proba[0, order], color="tab:blue")
         ax.set_ylim(0, 1)
         ax.set_ylabel("probability")
-        ax.set_xlabel("genre (one 30 s window)")
+        ax.set_xlabel(f"genre (one {window_seconds:g} s window)")
         ax.tick_params(axis="x", labelrotation=45)
         ax.set_title(title.replace("over time", "probabilities"))
         return _close(fig)
@@ -243,7 +246,7 @@ def plot_timeline(
     for k in order:
         ax.plot(starts, proba[:, k], marker="o", ms=3, label=genres[k])
     ax.set_ylim(0, 1)
-    ax.set_xlabel("window start (s)")
+    ax.set_xlabel(f"start of each {window_seconds:g} s window (s)")
     ax.set_ylabel("probability")
     ax.legend(loc="upper right", fontsize=8)
     ax.set_title(title)

@@ -126,6 +126,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             if k_tags and p.tags_note:
                 print(f"    note: {p.tags_note}")
             if args.timeline:
+                if p.timeline_note:
+                    print(f"    timeline: {p.timeline_note}")
                 for i, (s, w) in enumerate(zip(p.starts, p.window_proba)):
                     order = np.argsort(-w)[: args.top_k]
                     print(

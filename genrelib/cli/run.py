@@ -15,7 +15,7 @@ from genrelib.cli.common import STREAMED, add_scale_options, add_training_option
 from genrelib.cli.data import cmd_demo_data, cmd_features, cmd_scan
 from genrelib.cli.inference import cmd_evaluate, cmd_personal_test, cmd_predict
 from genrelib.cli.notebooks import cmd_notebook, cmd_run_all
-from genrelib.cli.training import cmd_ensemble, cmd_sweep, cmd_train, cmd_train_reference
+from genrelib.cli.training import cmd_ensemble, cmd_sweep, cmd_train, cmd_train_default, cmd_train_reference
 from genrelib.errors import GenrelibError
 
 
@@ -291,8 +291,30 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-log", action="store_true", help="do not log to MLflow")
     r.set_defaults(func=cmd_train_reference)
 
+    d = sub.add_parser(
+        "train-default",
+        help="rebuild the default model (musicnn features + linear head) from audio, choosing C by grouped CV",
+    )
+    d.add_argument(
+        "data", help="<genre>/<file> folder: the 153 real GTZAN tracks (../shared/data/gtzan/make_dev_folder.sh)"
+    )
+    d.add_argument(
+        "--out", default=None, help="model folder to write (default: the package's own genrelib/data/default)"
+    )
+    d.add_argument("--table", default=None, help="also write the feature table (.npz) the shipped-model test reads")
+    d.add_argument("--folds", type=int, default=5, help="grouped cross-validation folds (default: %(default)s)")
+    d.add_argument("--repeats", type=int, default=3, help="cross-validation repeats (default: %(default)s)")
+    d.add_argument(
+        "--group", default="blocks:5", help="how tracks are grouped: blocks:N or ff-runs (default: %(default)s)"
+    )
+    d.add_argument("--seed", type=int, default=42, help="cross-validation seed (default: %(default)s)")
+    d.add_argument("--jobs", type=int, default=None, help="feature worker processes (default: all cores)")
+    d.add_argument("--no-log", action="store_true", help="do not log to MLflow")
+    d.set_defaults(func=cmd_train_default)
+
     model_help = (
-        "model: reference (default, shipped), a model folder, runs:/<id>/model, a run id, "
+        "model: default (the shipped default: musicnn + linear head), reference (the older summary model), "
+        "a model folder, runs:/<id>/model, a run id, "
         "genre-classifier/<version> or genre-classifier@<alias>"
     )
     pr = sub.add_parser("predict", help="classify songs of any length (files or folders)")

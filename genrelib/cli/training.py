@@ -240,3 +240,34 @@ def cmd_train_reference(args: argparse.Namespace) -> int:
             tracking.set_alias(logged["version"], "reference")
         print(f"logged as run {run.info.run_id}; registered as {REGISTERED}/{logged['version']} (@reference)")
     return 0
+
+
+def cmd_train_default(args: argparse.Namespace) -> int:
+    from genrelib.datasets import scan
+    from genrelib.errors import GenrelibError
+    from genrelib.training.crossval import cv_groups
+    from genrelib.training.default_model import train_default
+
+    for name in ("folds", "repeats"):
+        if getattr(args, name) < (2 if name == "folds" else 1):
+            raise GenrelibError(f"--{name} must be at least {2 if name == 'folds' else 1}, got {getattr(args, name)}")
+    ds = scan(args.data)
+    cv_groups(ds, args.group)  # a bad --group or names that are not GTZAN's: refused before any extraction
+    res = train_default(
+        ds,
+        out=args.out,
+        folds=args.folds,
+        repeats=args.repeats,
+        seed=args.seed,
+        group=args.group,
+        n_jobs=args.jobs,
+        progress=sys.stderr.isatty(),
+        log=not args.no_log,
+        table=args.table,
+    )
+    print(f"default model: musicnn (MSD) mean+std features, linear head; {res.info['trained_on']}")
+    print(f"grouped cross-validation ({res.info['cv']}), per-track accuracy:")
+    print(res.cv_table().to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"chosen C = {res.C:g}; written to {res.folder}" + (f"; MLflow run {res.run_id}" if res.run_id else ""))
+    print_skipped(res.features.skipped)
+    return skipped_exit(res.features.skipped)

@@ -23,7 +23,8 @@ def window_features(y: np.ndarray, sr: int, config: FeatureConfig) -> np.ndarray
     -------
     X : np.ndarray
         ``(n_segments, frames, coefficients)`` float32 for ``mfcc``/``mel``; ``(57,)`` float32 for ``summary``;
-        ``(250,)`` float32 for ``musicnn`` (means over the window's 3 s patches).
+        ``(250,)`` float32 for ``musicnn`` (means over the window's 3 s patches; ``(500,)``, means then standard
+        deviations, with ``pooling="mean_std"``).
     """
     if config.kind == "summary":
         # float32 as every kind's rows: the feature store keeps float32, so features held in memory and features
@@ -35,7 +36,7 @@ def window_features(y: np.ndarray, sr: int, config: FeatureConfig) -> np.ndarray
         from genrelib.features import musicnn
 
         emb, tags = musicnn.embed(y, sr, model=config.embedding_model, hop_seconds=config.patch_hop)
-        return np.concatenate([emb.mean(axis=0), tags.mean(axis=0)]).astype(np.float32)
+        return pool_patches(np.concatenate([emb, tags], axis=1), config.pooling)
     segs = audio.windows(y, sr, seconds=config.segment_seconds, min_fraction=config.min_fraction, pad=True)
     kw = {
         "n_fft": config.n_fft,
@@ -47,6 +48,14 @@ def window_features(y: np.ndarray, sr: int, config: FeatureConfig) -> np.ndarray
     if config.kind == "mfcc":
         return mfcc(segs, sr, n_mfcc=config.n_mfcc, **kw)
     return log_mel(segs, sr, **kw)
+
+
+def pool_patches(P: np.ndarray, pooling: str = "mean") -> np.ndarray:
+    """One ``musicnn`` row from patch rows ``P`` [shape=(n_patches, 250)]: their mean, then (``mean_std``) their
+    standard deviation (0 for a single patch)."""
+    P = np.asarray(P, dtype=np.float32)
+    parts = [P.mean(axis=0)] + ([P.std(axis=0)] if pooling == "mean_std" else [])
+    return np.concatenate(parts).astype(np.float32)
 
 
 @dataclass

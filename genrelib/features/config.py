@@ -12,6 +12,8 @@ from genrelib.config import HOP_LENGTH, MIN_FRACTION, N_FFT, N_MELS, N_MFCC, SEG
 from genrelib.errors import FeatureError
 
 KINDS = ("mfcc", "mel", "summary", "musicnn")
+#: How the ``musicnn`` kind pools the 3 s patches of a window.
+POOLINGS = ("mean", "mean_std")
 
 
 _BASE_STATS = [
@@ -72,6 +74,11 @@ class FeatureConfig:
         The pretrained network of the ``musicnn`` kind (:data:`genrelib.features.musicnn.MODELS`); None for other kinds.
     patch_hop : float or None
         Step in seconds between the 3 s patches of the ``musicnn`` kind; None: no overlap.
+    pooling : {"mean", "mean_std"} or None
+        How the ``musicnn`` kind pools a window's patches: their mean (250 values: 200 embedding, 50 tags), or
+        the mean and then the standard deviation (500 values; what the shipped default model takes). None for
+        other kinds. Left out of :meth:`to_dict` at ``"mean"``, so configurations and caches written before it
+        existed keep their hash.
 
     Configurations saved before ``fmax`` and ``top_db`` existed read back with what they meant then
     (full band; clipping for ``mfcc`` only), so older models keep getting the features they were trained on.
@@ -92,6 +99,7 @@ class FeatureConfig:
     top_db: float | None = 80.0
     embedding_model: str | None = "MSD_musicnn"
     patch_hop: float | None = None
+    pooling: str | None = "mean"
 
     def __post_init__(self) -> None:
         # Fields a kind does not use are stored as None, so equal features have equal configurations.
@@ -101,7 +109,12 @@ class FeatureConfig:
         if self.kind != "musicnn":
             object.__setattr__(self, "embedding_model", None)
             object.__setattr__(self, "patch_hop", None)
+            object.__setattr__(self, "pooling", None)
         else:
+            if self.pooling not in POOLINGS:
+                raise FeatureError(
+                    f"unknown pooling {self.pooling!r} of the musicnn kind; use one of {', '.join(POOLINGS)}"
+                )
             from genrelib.features.musicnn import MODELS
 
             if self.embedding_model not in MODELS:
@@ -125,14 +138,17 @@ class FeatureConfig:
             raise FeatureError(f"min_fraction must be in (0, 1], got {self.min_fraction}")
 
     def to_dict(self) -> dict:
-        """Plain dict of the fields."""
-        return asdict(self)
+        """Plain dict of the fields (``pooling`` left out at its original meaning, see the class docstring)."""
+        d = asdict(self)
+        if d["pooling"] in (None, "mean"):
+            del d["pooling"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> FeatureConfig:
         """Inverse of :meth:`to_dict`; ignores unknown keys; fills fields newer than ``d`` with their old meaning."""
         names = {f.name for f in fields(cls)}
-        legacy = {"fmax": None, "top_db": 80.0 if d.get("kind", "mfcc") == "mfcc" else None}
+        legacy = {"fmax": None, "top_db": 80.0 if d.get("kind", "mfcc") == "mfcc" else None, "pooling": "mean"}
         return cls(**{**legacy, **{k: v for k, v in d.items() if k in names}})
 
     def hash(self) -> str:
@@ -157,18 +173,20 @@ class FeatureConfig:
     @property
     def row_shape(self) -> tuple[int, ...]:
         """Shape of one row of ``X``: a segment's ``(frames, coefficients)``, ``(57,)`` for summary, ``(250,)``
-        (200 embedding values and 50 tags) for musicnn."""
+        (200 embedding values and 50 tags) for musicnn, ``(500,)`` with ``pooling="mean_std"``."""
         if self.kind == "mfcc":
             return (self.segment_frames, self.n_mfcc)
         if self.kind == "mel":
             return (self.segment_frames, self.n_mels)
         if self.kind == "musicnn":
-            return (len(musicnn_columns(self.embedding_model)),)
+            return (len(musicnn_columns(self.embedding_model, self.pooling)),)
         return (len(SUMMARY_COLUMNS),)
 
 
-def musicnn_columns(model: str = "MSD_musicnn") -> list[str]:
-    """Names of a ``musicnn`` row's values: ``emb000`` ... ``emb199``, then ``tag:<name>`` for each tag."""
+def musicnn_columns(model: str = "MSD_musicnn", pooling: str = "mean") -> list[str]:
+    """Names of a ``musicnn`` row's values: ``emb000`` ... ``emb199``, then ``tag:<name>`` for each tag (the means
+    over the window's patches); with ``pooling="mean_std"`` the same names prefixed ``std:`` follow."""
     from genrelib.features.musicnn_net import N_EMBED, TAGS
 
-    return [f"emb{i:03d}" for i in range(N_EMBED)] + [f"tag:{t}" for t in TAGS[model]]
+    means = [f"emb{i:03d}" for i in range(N_EMBED)] + [f"tag:{t}" for t in TAGS[model]]
+    return means + [f"std:{c}" for c in means] if pooling == "mean_std" else means

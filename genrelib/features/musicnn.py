@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 #: Models that genrelib knows. MSD_musicnn's weights ship with genrelib; MTT_musicnn's must first be converted
 #: (``scripts/convert_musicnn.py --model MTT_musicnn``).
 MODELS: tuple[str, ...] = ("MSD_musicnn", "MTT_musicnn")
+#: Engines that run the network (:func:`load`).
+ENGINES: tuple[str, ...] = ("onnx", "tensorflow")
 
 
 _SHIPPED = ("MSD_musicnn",)
@@ -71,6 +73,12 @@ def weights_path(model: str = "MSD_musicnn") -> Path:
     """The converted weights file of ``model``: ``WEIGHTS_DIR / f"{model}.npz"``."""
     _check_model(model)
     return WEIGHTS_DIR / f"{model}.npz"
+
+
+def onnx_path(model: str = "MSD_musicnn") -> Path:
+    """The ONNX file of ``model`` (built from its weights by ``scripts/build_musicnn_onnx.py``)."""
+    _check_model(model)
+    return WEIGHTS_DIR / f"{model}.onnx"
 
 
 def load_weights(model: str = "MSD_musicnn", *, path: str | Path | None = None) -> dict[str, np.ndarray]:
@@ -235,25 +243,39 @@ def patches(y: np.ndarray, sr: float, *, hop_seconds: float | None = None) -> np
 
 
 @functools.cache
-def load(model: str = "MSD_musicnn") -> Musicnn:
-    """The pretrained network ``model``, built once per process (later calls return the same object).
+def load(model: str = "MSD_musicnn", engine: str = "onnx"):
+    """The pretrained network ``model``, built once per process and engine (later calls return the same object).
 
     Parameters
     ----------
     model : str
         One of :data:`MODELS` (``MSD_musicnn``: 50 Last.fm tags of the Million Song Dataset).
+    engine : {"onnx", "tensorflow"}
+        ``onnx`` (:class:`genrelib.features.musicnn_onnx.OnnxMusicnn` on onnxruntime: no TensorFlow import,
+        faster on CPU; the default) or ``tensorflow`` (:class:`genrelib.features.musicnn_net.Musicnn`, the
+        TensorFlow 2 port it is checked against). Both come from the same weights file and agree within 1e-4.
 
     Returns
     -------
-    net : Musicnn
+    net : OnnxMusicnn or Musicnn
+        ``net(X, batch_size=4) -> (penultimate, tags)``.
 
     Raises
     ------
     ModelError
         Unknown model, or its weights file missing or corrupt (the message says how to regenerate it).
     """
-    net = Musicnn(model, load_weights(model))
-    logger.info("loaded musicnn %s (%d variables, %d parameters)", model, len(net.weights), net.n_params)
+    if engine not in ENGINES:
+        raise ModelError(f"unknown musicnn engine {engine!r}; use one of {', '.join(ENGINES)}")
+    weights = load_weights(model)  # checked: present, complete, finite, of this network
+    if engine == "onnx":
+        from genrelib.features.musicnn_onnx import OnnxMusicnn
+
+        net = OnnxMusicnn(model, onnx_path(model), weights_path(model))
+        net.weights, net.n_params = weights, int(sum(w.size for w in weights.values()))
+    else:
+        net = Musicnn(model, weights)
+    logger.info("loaded musicnn %s, %s engine (%d parameters)", model, engine, net.n_params)
     return net
 
 
@@ -264,6 +286,7 @@ def embed(
     model: str = "MSD_musicnn",
     hop_seconds: float | None = None,
     batch_size: int = 4,
+    engine: str = "onnx",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-patch penultimate embeddings and tag probabilities of a signal.
 
@@ -279,6 +302,8 @@ def embed(
         Step between 3 s patches (see :func:`patches`); default no overlap.
     batch_size : int
         Patches per forward pass.
+    engine : {"onnx", "tensorflow"}
+        See :func:`load`.
 
     Returns
     -------
@@ -289,4 +314,4 @@ def embed(
     """
     _check_model(model)
     X = patches(y, sr, hop_seconds=hop_seconds)
-    return load(model)(X, batch_size=batch_size)
+    return load(model, engine)(X, batch_size=batch_size)

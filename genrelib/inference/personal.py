@@ -81,7 +81,13 @@ class PersonalResult:
         from genrelib.plots import plot_timeline
 
         p = self.predictions[i]
-        return plot_timeline(p.starts, p.window_proba, self.genres, title=f"{p.path.name}: genre over time")
+        return plot_timeline(
+            p.starts,
+            p.window_proba,
+            self.genres,
+            title=f"{p.path.name}: genre over time",
+            window_seconds=p.window_seconds,
+        )
 
 
 def _tags_text(p: SongPrediction, k: int, *, window: int | None = None) -> str:
@@ -112,7 +118,7 @@ def personal_test(
     ----------
     folder : path
         Your songs, any length, any format genrelib reads.
-    model : see :func:`genrelib.inference.predict.load_model` (default: the shipped reference model)
+    model : see :func:`genrelib.inference.predict.load_model` (default: the shipped default model)
     hop_seconds : float, optional
         Hop between 30 s windows (default: no overlap).
     log : bool
@@ -236,7 +242,7 @@ def _log(
 
     params = {
         "folder": str(folder),
-        "model": str(model or "reference"),
+        "model": str(model or "default"),
         "hop_seconds": hop_seconds,
         "top_tags": top_tags,
         "songs": len(result.predictions),

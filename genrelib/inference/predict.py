@@ -2,8 +2,10 @@
 
 Each song is streamed in 30 s windows (hop configurable; a short song is one window). For the CNN families each
 window is cut into 3 s segments; a window's probabilities are the mean log-probability of its segments, and the
-song's the mean log-probability of all its segments (of all its windows for the summary and musicnn families). The model's
-own feature configuration travels with it, so prediction extracts exactly the features it was trained on.
+song's the mean log-probability of all its segments (of all its windows for the summary family). A ``musicnn``
+model (the default) answers for the song from its 30 s windows' pooled patches, as it was trained, and draws its
+timeline from the same network pass: a point every 3 s, each from the 15 s that start there. The model's own
+feature configuration travels with it, so prediction extracts exactly the features it was trained on.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from genrelib import audio
 from genrelib.errors import AudioError, GenrelibError, ModelError
 from genrelib.evaluation.reports import aggregate
 from genrelib.features.compute import window_features
+from genrelib.inference.default import NAMES as DEFAULT_NAMES
+from genrelib.inference.default import load_default
 from genrelib.models.ensemble import is_ensemble
 
 logger = logging.getLogger(__name__)
@@ -39,7 +43,9 @@ def load_model(ref=None):
     Parameters
     ----------
     ref : None, GenreModel, EnsembleModel, str or Path
-        None or ``"reference"``: the shipped reference model. A local folder: a genrelib model folder or a
+        None or ``"default"``: the shipped default model (:mod:`genrelib.inference.default`: musicnn features
+        and a linear head trained on 153 real GTZAN tracks). ``"reference"``: the older shipped reference model
+        (the summary family on GTZAN's feature table). A local folder: a genrelib model folder or a
         downloaded MLflow model. Otherwise an MLflow reference: ``runs:/<id>/model``, ``models:/...``, a run id,
         ``genre-classifier/3``, ``genre-classifier@alias`` or ``genre-classifier``.
 
@@ -52,7 +58,9 @@ def load_model(ref=None):
 
     if isinstance(ref, GenreModel) or is_ensemble(ref):
         return ref
-    if ref is None or str(ref) == "reference":
+    if ref is None or str(ref) in DEFAULT_NAMES:
+        return load_default()
+    if str(ref) == "reference":
         path = reference_model_path()
         if not (path / META).exists():
             raise ModelError(
@@ -83,7 +91,9 @@ class SongPrediction:
     duration : float
         Seconds.
     starts : np.ndarray [shape=(n_windows,)]
-        Window start times in seconds.
+        Start times in seconds of the timeline's windows: the model's 30 s windows, or, for a ``musicnn``
+        model, a point every 3 s (one per patch), each from the :data:`TIMELINE_PATCHES` patches (15 s) that
+        start there.
     window_proba : np.ndarray [shape=(n_windows, n_genres)]
     proba : np.ndarray [shape=(n_genres,)]
         The song's probabilities.
@@ -93,6 +103,11 @@ class SongPrediction:
         Each window's tag probabilities: the mean over its 3 s patches.
     tags : np.ndarray [shape=(n_tags,)] or None
         The song's tag probabilities: the mean over its windows.
+    window_seconds : float
+        How many seconds each timeline window covers (30, or 15 for a ``musicnn`` model's points; less for a
+        shorter song).
+    timeline_note : str or None
+        What each point of the timeline covers, when it is not simply one 30 s window.
     """
 
     path: Path
@@ -103,6 +118,8 @@ class SongPrediction:
     tag_names: list[str] = field(default_factory=list)
     window_tags: np.ndarray | None = None
     tags: np.ndarray | None = None
+    window_seconds: float = 30.0
+    timeline_note: str | None = None
 
     def top(self, genres: list[str], k: int = 3) -> list[tuple[str, float]]:
         """The ``k`` most likely genres with their probabilities."""
@@ -157,14 +174,15 @@ def predict_file(
     if is_ensemble(model):
         return _predict_ensemble(model, path, hop_seconds=hop_seconds, tag_model=tag_model)
     cfg = model.feature_config
+    if cfg.kind == "musicnn":
+        return _predict_musicnn(model, Path(path), hop_seconds=hop_seconds, tag_model=tag_model)
     path = Path(path)
     starts: list[float] = []
     window_rows: list[np.ndarray] = []  # each window's segment (or window) probabilities
     pending: list[np.ndarray] = []
     window_tags: list[np.ndarray] = []
-    reuse_tags = tag_model is not None and cfg.kind == "musicnn" and cfg.embedding_model == tag_model
     if tag_model is not None:
-        from genrelib.features import musicnn, musicnn_net
+        from genrelib.features import musicnn
 
         musicnn.load(tag_model)  # an unknown model or bad weights: one clear error before any window
 
@@ -184,9 +202,7 @@ def predict_file(
         X = window_features(y, cfg.sr, cfg)
         pending.append(X[None, :] if cfg.per_window else X)
         starts.append(start)
-        if reuse_tags:
-            window_tags.append(X[musicnn_net.N_EMBED :])
-        elif tag_model is not None:
+        if tag_model is not None:
             window_tags.append(musicnn.embed(y, cfg.sr, model=tag_model)[1].mean(axis=0))
         if len(pending) >= BATCH_WINDOWS:
             flush()
@@ -204,6 +220,64 @@ def predict_file(
         pred.tag_names = list(musicnn.TAGS[tag_model])
         pred.window_tags = np.asarray(window_tags, dtype=np.float64)
         pred.tags = pred.window_tags.mean(axis=0)
+    return pred
+
+
+#: Patches (3 s each) behind one point of a ``musicnn`` model's timeline: 15 s, a point every 3 s.
+TIMELINE_PATCHES = 5
+
+
+def _predict_musicnn(model, path: Path, *, hop_seconds: float | None, tag_model: str | None) -> SongPrediction:
+    """:func:`predict_file` for a ``musicnn`` model: one network pass per 30 s window gives the window's row (its
+    patches pooled, as in training), the timeline's points (the patches pooled :data:`TIMELINE_PATCHES` at a time)
+    and, for the same network, the tags."""
+    from genrelib.features import musicnn
+    from genrelib.features.compute import pool_patches
+
+    cfg = model.feature_config
+    step = cfg.patch_hop or musicnn.PATCH_SECONDS
+    other_tags = tag_model is not None and tag_model != cfg.embedding_model
+    if tag_model is not None:
+        musicnn.load(tag_model)  # an unknown model or bad weights: one clear error before any window
+    rows, patches, patch_starts, patch_tags, window_tags = [], [], [], [], []
+    seen_until = -np.inf  # overlapping 30 s windows (a hop) repeat patches: the timeline takes each time once
+    for start, y in audio.load_windows(
+        path, sr=cfg.sr, seconds=cfg.window_seconds, hop_seconds=hop_seconds, min_fraction=cfg.min_fraction, pad=False
+    ):
+        emb, tags = musicnn.embed(y, cfg.sr, model=cfg.embedding_model, hop_seconds=cfg.patch_hop)
+        P = np.concatenate([emb, tags], axis=1)
+        rows.append(pool_patches(P, cfg.pooling))
+        if other_tags:
+            tags = musicnn.embed(y, cfg.sr, model=tag_model, hop_seconds=cfg.patch_hop)[1]
+        window_tags.append(tags.mean(axis=0))
+        times = start + step * np.arange(len(P))
+        new = times > seen_until + 1e-6
+        patches.append(P[new])
+        patch_tags.append(tags[new])
+        patch_starts.append(times[new])
+        seen_until = max(seen_until, float(times[-1]))
+    if not rows:
+        raise AudioError(f"{path}: no audio windows could be cut from the file")
+    song = aggregate(model.predict_proba(np.stack(rows)), np.zeros(len(rows)))[1][0]
+    P, T, t0 = np.concatenate(patches), np.concatenate(patch_tags), np.concatenate(patch_starts)
+    k = min(TIMELINE_PATCHES, len(P))
+    spans = [slice(i, i + k) for i in range(len(P) - k + 1)]
+    points = np.stack([pool_patches(P[s], cfg.pooling) for s in spans])
+    pred = SongPrediction(
+        path=path,
+        duration=audio.duration(path),
+        starts=np.array([t0[s.start] for s in spans]),
+        window_proba=model.predict_proba(points),
+        proba=song,
+        window_seconds=float(t0[k - 1] - t0[0] + musicnn.PATCH_SECONDS),
+    )
+    pred.timeline_note = (
+        f"a point every {step:g} s, each from the {pred.window_seconds:g} s that start there ({k} musicnn patches)"
+    )
+    if tag_model is not None:
+        pred.tag_names = list(musicnn.TAGS[tag_model])
+        pred.window_tags = np.stack([T[s].mean(axis=0) for s in spans]).astype(np.float64)
+        pred.tags = np.mean(window_tags, axis=0).astype(np.float64)
     return pred
 
 
@@ -270,7 +344,7 @@ class Predictor:
     Parameters
     ----------
     model : None, GenreModel, str or Path
-        See :func:`load_model` (None: the shipped reference model).
+        See :func:`load_model` (None: the shipped default model).
     hop_seconds : float, optional
         Hop between 30 s windows (default: no overlap).
     tag_model : str, optional
@@ -284,7 +358,7 @@ class Predictor:
     """
 
     def __init__(self, model=None, *, hop_seconds: float | None = None, tag_model: str | None = None):
-        self.ref = "reference" if model is None else str(getattr(model, "family", model))
+        self.ref = "default" if model is None else str(getattr(model, "family", model))
         self.model = load_model(model)
         self.hop_seconds = hop_seconds
         self.tag_model = tag_model
@@ -315,17 +389,18 @@ class Predictor:
 
         demo_songs = [p for p in paths if is_demo(p)]
         trained_on_demo = bool(self.model.info.get("synthetic_demo"))
-        if demo_songs and not trained_on_demo and self.ref == "reference":
+        if demo_songs and not trained_on_demo and self.ref in ("reference", "default"):
+            n = len(demo_songs)
             return (
-                f"warning: {len(demo_songs)} of these songs are genrelib's synthetic demo music; the reference "
-                "model was trained on real music and does not recognise it (it named 0 of the 6 demo songs' "
-                "genres, measured): use a model trained on the demo data, e.g. --model genre-classifier@seed-cnn "
-                "after make run-all"
+                f"warning: {n} of these songs {'is' if n == 1 else 'are'} genrelib's synthetic demo "
+                f"music; the {self.ref} model was trained on real music and its answers for synthetic songs say "
+                "little: use a model trained on the demo data, e.g. --model genre-classifier@seed-cnn after "
+                "make run-all"
             )
         if trained_on_demo and len(demo_songs) < len(paths):
             return (
                 "warning: this model was trained on genrelib's synthetic demo music; its answers for real songs "
-                "say nothing: train on real music, or use the reference model (--model reference)"
+                "say nothing: train on real music, or use the shipped default model (leave --model out)"
             )
         return None
 

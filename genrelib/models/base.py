@@ -1,7 +1,8 @@
 """`GenreModel`: a trained estimator together with its genres and the features it was trained on.
 
 Saved as a folder: ``genrelib-model.json`` (family, genres, feature configuration, info) plus ``model.keras``
-(Keras families) or ``model.skops`` (the summary family; skops is a safe, non-pickle format). Loading the
+(Keras families), ``model.skops`` (scikit-learn pipelines; skops is a safe, non-pickle format) or ``model.npz``
+(a :class:`~genrelib.models.linear_head.LinearHead`: plain arrays, read with numpy alone). Loading the
 summary family never imports TensorFlow. :meth:`GenreModel.load` also reads an ensemble's folder
 (:mod:`genrelib.models.ensemble`).
 """
@@ -19,10 +20,13 @@ from genrelib.errors import ModelError
 from genrelib.features.config import FeatureConfig
 from genrelib.models import KERAS_FAMILIES, check_family
 from genrelib.models.ensemble import ENSEMBLE, EnsembleModel
+from genrelib.models.linear_head import LinearHead
 
 logger = logging.getLogger(__name__)
 
 META = "genrelib-model.json"
+#: A :class:`~genrelib.models.linear_head.LinearHead` estimator's file in a model folder.
+HEAD_FILE = "model.npz"
 #: Types a summary-family skops file may contain besides those skops trusts by default: what the candidates of
 #: :func:`genrelib.models.summary.candidates` hold once fitted (every one is logged and loaded in the tests).
 SKOPS_TRUSTED = [
@@ -110,6 +114,8 @@ class GenreModel:
         }
         if self.is_keras:
             self.estimator.save(path / "model.keras")
+        elif isinstance(self.estimator, LinearHead):
+            self.estimator.save(path / HEAD_FILE)
         else:
             import skops.io
 
@@ -141,6 +147,8 @@ class GenreModel:
             import keras
 
             estimator = keras.models.load_model(path / "model.keras", compile=False)
+        elif (path / HEAD_FILE).exists():  # a linear head as plain arrays: no scikit-learn, no skops
+            estimator = LinearHead.load(path / HEAD_FILE)
         else:
             import skops.io
 

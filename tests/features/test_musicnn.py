@@ -20,6 +20,7 @@ from genrelib.features import musicnn
 from ..conftest import SHARED, needs_shared
 
 REFERENCE = Path(__file__).parents[1] / "data" / "musicnn_reference.npz"
+ROOT = Path(__file__).resolve().parents[2]
 TOL = 1e-4
 
 
@@ -217,3 +218,65 @@ def test_import_does_not_load_tensorflow():
         "import sys, genrelib.features.musicnn; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_onnx_engine_equals_the_tensorflow_port(ref, clips):
+    """The default engine (onnxruntime) against the TensorFlow port, on the generated clips and the 11 sample
+    tracks."""
+    signals = [clips[name] for name in ("chord", "drums", "tone")]
+    if SHARED.is_dir():
+        signals += [sf.read(SHARED / "sample" / str(t), dtype="float32") for t in ref["real_tracks"]]
+    worst = {"penultimate": 0.0, "tags": 0.0}
+    for y, sr in signals:
+        X = musicnn.patches(y, sr)
+        for name, a, b in zip(worst, musicnn.load(engine="onnx")(X), musicnn.load(engine="tensorflow")(X)):
+            worst[name] = max(worst[name], float(np.abs(a - b).max()))
+    assert len(signals) in (3, 14) and max(worst.values()) <= TOL, worst
+
+
+def test_the_default_engine_imports_no_tensorflow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np; from genrelib.features import musicnn; "
+        "e, t = musicnn.embed(np.random.default_rng(0).standard_normal(48000).astype('float32') * 0.1, 16000); "
+        "assert e.shape == (1, 200) and t.shape == (1, 50); assert 'tensorflow' not in sys.modules, 'tensorflow'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_an_unknown_engine_lists_the_choices():
+    with pytest.raises(GenrelibError, match=r"unknown musicnn engine 'numpy'; use one of onnx, tensorflow"):
+        musicnn.load(engine="numpy")
+
+
+def test_the_onnx_file_is_rebuilt_byte_for_byte_from_the_shipped_weights():
+    import importlib.util
+
+    pytest.importorskip("onnx")
+    spec = importlib.util.spec_from_file_location("build_musicnn_onnx", ROOT / "scripts" / "build_musicnn_onnx.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    npz = musicnn.weights_path("MSD_musicnn")
+    rebuilt = build.build(
+        musicnn.load_weights("MSD_musicnn"), source_sha256=hashlib.sha256(npz.read_bytes()).hexdigest()
+    )
+    assert rebuilt.SerializeToString() == musicnn.onnx_path("MSD_musicnn").read_bytes(), (
+        "rebuild it with python scripts/build_musicnn_onnx.py"
+    )
+
+
+def test_an_onnx_file_of_other_weights_is_refused(tmp_path):
+    from genrelib.features.musicnn_onnx import OnnxMusicnn
+
+    other = tmp_path / "other.npz"
+    other.write_bytes(musicnn.weights_path("MSD_musicnn").read_bytes() + b"x")
+    with pytest.raises(
+        GenrelibError, match=r"was not built from .*other.npz.*build_musicnn_onnx.py --model MSD_musicnn"
+    ):
+        OnnxMusicnn("MSD_musicnn", musicnn.onnx_path("MSD_musicnn"), other)
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not onnx")
+    with pytest.raises(GenrelibError, match=r"bad.onnx is not a readable ONNX model"):
+        OnnxMusicnn("MSD_musicnn", bad, musicnn.weights_path("MSD_musicnn"))

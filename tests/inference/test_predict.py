@@ -31,7 +31,7 @@ def songs(tmp_path_factory):
 
 
 def test_predict_long_song_windows_and_aggregate(songs):
-    p = Predictor()  # the shipped reference model
+    p = Predictor("reference")  # 30 s windows (the default model draws a finer timeline: test_default_model.py)
     mp3 = next(songs.rglob("*.mp3"))
     s = p.predict(mp3)
     n_windows = len(s.starts)
@@ -42,7 +42,7 @@ def test_predict_long_song_windows_and_aggregate(songs):
     assert s.duration > 39
     top = s.top(p.genres, 3)
     assert len(top) == 3 and top[0][1] >= top[1][1] >= top[2][1]
-    overlapping = Predictor(hop_seconds=10.0).predict(mp3)
+    overlapping = Predictor("reference", hop_seconds=10.0).predict(mp3)
     assert len(overlapping.starts) > n_windows
 
 
@@ -102,15 +102,15 @@ def test_predict_command_formats_and_exit_codes(songs, tmp_path, capsys):
     out = cap.out.splitlines()
     # the first line says which model answers (issue 10 #9)
     assert out[0] == (
-        "model: reference (summary, 10 genres, trained on GTZAN features_30_sec.csv (real music), "
-        "split gtzan-ff (fault-filtered))"
+        "model: default (musicnn, 10 genres, trained on 153 tracks of gtzan_ff_train_valid (blues 17, classical 15, "
+        "country 18, disco 16, hiphop 14, jazz 14, metal 14, pop 13, reggae 16, rock 16))"
     )
-    assert out[1].startswith(str(flac)) and "s]" in out[1] and len(out) >= 4  # song line + window lines
-    # these are synthetic demo songs: the user is warned that the real-music reference model does not know them
-    assert cap.err.startswith("warning: 1 of these songs are genrelib's synthetic demo music; the reference model")
+    assert out[1].startswith(str(flac)) and "s]" in out[1] and len(out) >= 4  # song line + timeline lines
+    # these are synthetic demo songs: the user is warned that the real-music default model does not know them
+    assert cap.err.startswith("warning: 1 of these songs is genrelib's synthetic demo music; the default model")
     assert main(["predict", str(flac), "--format", "json"]) == 0
     cap = capsys.readouterr()
-    assert cap.err.startswith("model: reference (summary")  # json stays parseable on stdout
+    assert cap.err.startswith("model: default (musicnn")  # json stays parseable on stdout
     data = json.loads(cap.out)
     assert data[0]["path"] == str(flac) and len(data[0]["top"]) == 3
     assert main(["predict", str(flac), "--format", "csv", "--timeline"]) == 0
@@ -138,7 +138,7 @@ def test_predict_command_formats_and_exit_codes(songs, tmp_path, capsys):
     lines = [e for e in r.stderr.splitlines() if e not in progress]
     errs = [e for e in lines if e.startswith("genrelib: error: ")]
     assert len(errs) == 2 and "bad.mp3" in errs[0] + errs[1] and "missing" in errs[0] + errs[1]
-    assert len(lines) == 3 and lines[0].startswith("warning: 1 of these songs are genrelib's synthetic demo")
+    assert len(lines) == 3 and lines[0].startswith("warning: 1 of these songs is genrelib's synthetic demo")
     assert "libsndfile found no audio stream in it" in errs[0] + errs[1]
     r = subprocess.run(
         [sys.executable, "-m", "genrelib.cli", "predict", str(tmp_path / "missing")], capture_output=True, text=True

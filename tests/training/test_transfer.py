@@ -44,14 +44,15 @@ def test_predict_tags_for_any_model_in_every_format(tiny_tree, capsys):
     import json
 
     song = next(tiny_tree.glob("metal/*.wav"))
-    assert main(["predict", str(song), "--tags", "3", "--timeline"]) == 0  # the reference model gives the genre
+    # the reference model (summary family) gives the genre; musicnn the tags
+    assert main(["predict", str(song), "--model", "reference", "--tags", "3", "--timeline"]) == 0
     lines = capsys.readouterr().out.splitlines()[1:]  # after the line naming the model
     assert len(lines) == 2 and lines[0].startswith(str(song)) and "| tags: " in lines[0]
     assert lines[1].startswith("        0.0 s  ") and "| tags: " in lines[1]
     names = [t for t in lines[0].split("| tags: ")[1].split("  ")]
     assert len(names) == 3 and all(n.rsplit(" ", 1)[0] in musicnn.TAGS["MSD_musicnn"] for n in names)
 
-    assert main(["predict", str(song), "--tags", "2", "--timeline", "--format", "json"]) == 0
+    assert main(["predict", str(song), "--model", "reference", "--tags", "2", "--timeline", "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)[0]
     assert [t["tag"] for t in out["tags"]] == [n.rsplit(" ", 1)[0] for n in names[:2]]
     assert len(out["windows"][0]["tags"]) == 2
@@ -60,7 +61,7 @@ def test_predict_tags_for_any_model_in_every_format(tiny_tree, capsys):
     top = int(np.argmax(probs))
     assert out["tags"][0] == {"tag": musicnn.TAGS["MSD_musicnn"][top], "probability": float(probs[top])}
 
-    assert main(["predict", str(song), "--tags", "2", "--format", "csv"]) == 0
+    assert main(["predict", str(song), "--model", "reference", "--tags", "2", "--format", "csv"]) == 0
     import io
 
     df = pd.read_csv(io.StringIO(capsys.readouterr().out))
@@ -75,17 +76,24 @@ def test_predict_tags_bad_input(tiny_tree, capsys):
     assert main(["predict", str(song), "--tags", "-1"]) == 2
 
 
-def test_tags_import_tensorflow_only_when_asked(tiny_tree):
+def test_tags_import_no_tensorflow(tiny_tree):
+    # the musicnn network runs on onnxruntime: tags cost no TensorFlow import, with any model giving the genre
     import subprocess
     import sys
 
     song = next(tiny_tree.glob("metal/*.wav"))
     code = (
-        "import sys; from genrelib.inference import Predictor; p = Predictor(tag_model={tm!r}); "
+        "import sys; from genrelib.inference import Predictor; p = Predictor({model!r}, tag_model={tm!r}); "
         f"r = p.predict({str(song)!r}); print('tensorflow' in sys.modules, len(r.tag_names))"
     )
-    for tm, expect in ((None, "False 0"), ("MSD_musicnn", "True 50")):
-        out = subprocess.run([sys.executable, "-c", code.format(tm=tm)], capture_output=True, text=True, timeout=300)
+    cases = [
+        ("reference", None, "False 0"),
+        ("reference", "MSD_musicnn", "False 50"),
+        (None, "MSD_musicnn", "False 50"),
+    ]
+    for model, tm, expect in cases:
+        code_ = code.format(model=model, tm=tm)
+        out = subprocess.run([sys.executable, "-c", code_], capture_output=True, text=True, timeout=300)
         assert out.stdout.split() == expect.split(), out.stderr[-2000:]
 
 
