@@ -558,3 +558,52 @@ def test_train_keeps_the_model_when_logging_it_fails(tiny_tree, tmp_path, monkey
     assert model.family == "summary" and model.info["split_tracks"]["test"]
     track = next(tiny_tree.rglob("*.wav"))
     assert main(["predict", str(track), "--model", str(folder)]) == 0
+
+
+# ------------------------------------------------------------------ issue 19: a second set of probes
+# 3. training that diverged is never registered; genrelib's JSON is always valid JSON
+
+
+def _strict_json(text: str):
+    import json
+
+    def no_constant(name):
+        raise AssertionError(f"not valid JSON: {name}")
+
+    return json.loads(text, parse_constant=no_constant)
+
+
+def test_diverged_training_fails_and_registers_nothing(tiny_tree):
+    import mlflow
+
+    from genrelib.errors import ModelError
+    from genrelib.training.config import TrainConfig
+    from genrelib.training.trainer import train
+
+    with pytest.raises(ModelError, match=r"training diverged: .*nothing was logged or registered.*--learning-rate"):
+        train(tiny_tree, TrainConfig(family="seed_cnn", epochs=2, learning_rate=1e30, seed=1), n_jobs=1)
+    client = mlflow.MlflowClient()
+    assert client.search_model_versions("name='genre-classifier'") == []
+    (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == "FAILED"
+
+
+def test_a_model_with_non_finite_outputs_is_refused_and_json_stays_valid(tiny_tree, tmp_path, capsys):
+    from genrelib import jsonio
+    from genrelib.cli.main import main
+    from genrelib.training.config import TrainConfig
+    from genrelib.training.trainer import train
+
+    model = train(tiny_tree, TrainConfig(family="seed_cnn", epochs=1, seed=1), log=False, n_jobs=1).model
+    model.estimator.set_weights([np.full_like(w, np.nan) for w in model.estimator.get_weights()])
+    model.info["best_val_loss"] = float("nan")  # a non-finite number in what is saved with the model
+    model.save(tmp_path / "broken")
+    song = next(tiny_tree.rglob("*.wav"))
+    code = main(["predict", str(song), "--model", str(tmp_path / "broken"), "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code != 0 and _strict_json(out) == []
+    assert "not finite" in err and "Traceback" not in err
+    assert _strict_json((tmp_path / "broken" / "genrelib-model.json").read_text())["info"]["best_val_loss"] is None
+    assert jsonio.dumps({"a": float("nan"), "b": [np.float32("inf"), 1.5], "c": np.array([1.0, np.nan])}) == (
+        '{"a": null, "b": [null, 1.5], "c": [1.0, null]}'
+    )

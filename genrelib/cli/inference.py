@@ -53,8 +53,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    import json
-
+    from genrelib import jsonio
     from genrelib.datasets.tracks import find_audio
     from genrelib.inference.predict import Predictor
 
@@ -110,7 +109,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             }
             for p in preds
         ]
-        print(json.dumps(out, indent=2))
+        print(jsonio.dumps(out, indent=2))
     elif args.format == "csv":
         print(
             predictor.table(preds, top_k=args.top_k, per_window=args.timeline, top_tags=k_tags).to_csv(index=False),

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genrelib import jsonio
 from genrelib.errors import FeatureError
 from genrelib.features.config import SUMMARY_COLUMNS, FeatureConfig, musicnn_columns
 
@@ -113,7 +114,7 @@ class FeatureSet:
                     "window": self.window,
                     "segment": self.segment,
                     "row_genres": self.row_genres.astype(str),
-                    "meta": np.array(json.dumps(meta)),
+                    "meta": np.array(jsonio.dumps(meta)),
                 },
             )
         except OSError as exc:

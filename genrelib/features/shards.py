@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genrelib import jsonio
 from genrelib.datasets.tracks import Dataset, Track
 from genrelib.errors import FeatureError
 from genrelib.features.compute import track_features
@@ -157,7 +158,7 @@ def write_rows(
             "skipped": skipped,
             "ids_hash": ids_hash,
         }
-        atomic_write(shards / f"{name}.json", json.dumps(record).encode())
+        atomic_write(shards / f"{name}.json", jsonio.dumps(record).encode())
     except OSError as exc:
         from genrelib.features.featureset import write_error
 

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genrelib import jsonio
 from genrelib.datasets.tracks import Dataset, Track
 from genrelib.errors import FeatureError
 from genrelib.features.cache import cache_path
@@ -150,7 +151,7 @@ def extract_to_store(
     }
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(started, json.dumps(head).encode())
+        atomic_write(started, jsonio.dumps(head).encode())
     except OSError as exc:
         from genrelib.features.featureset import write_error
 
@@ -268,7 +269,7 @@ def _finish(
     }
     try:
         atomic_write(folder / "index.parquet", sink.getvalue().to_pybytes())
-        atomic_write(folder / "manifest.json", json.dumps(manifest, indent=1).encode())
+        atomic_write(folder / "manifest.json", jsonio.dumps(manifest, indent=1).encode())
     except OSError as exc:
         from genrelib.features.featureset import write_error
 
@@ -315,7 +316,7 @@ def write_featureset(
         "n_tracks": len(tracks),
     }
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(folder / "settings.json", json.dumps(head).encode())
+    atomic_write(folder / "settings.json", jsonio.dumps(head).encode())
     records = {}
     for i, k in enumerate(range(0, len(tracks), shard_size)):
         a, b = bounds[k], bounds[min(k + shard_size, len(tracks))]

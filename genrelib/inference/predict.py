@@ -213,6 +213,11 @@ def predict_file(
     window_of_row = np.repeat(np.arange(len(window_rows)), [len(w) for w in window_rows])
     _, window_proba = aggregate(rows, window_of_row)
     song = aggregate(rows, np.zeros(len(rows)))[1][0]
+    if not (np.isfinite(rows).all() and np.isfinite(song).all()):  # broken weights (a diverged training)
+        raise ModelError(
+            f"{path}: the model's probabilities are not finite (NaN or inf): the model is broken (did its training "
+            "diverge?); use another model or train again"
+        )
     pred = SongPrediction(
         path=path, duration=audio.duration(path), starts=np.array(starts), window_proba=window_proba, proba=song
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genrelib import jsonio
 from genrelib.errors import ModelError
 from genrelib.features.config import FeatureConfig
 from genrelib.models import KERAS_FAMILIES, check_family
@@ -120,7 +121,7 @@ class GenreModel:
             import skops.io
 
             skops.io.dump(self.estimator, path / "model.skops")
-        (path / META).write_text(json.dumps(meta, indent=2, default=str))
+        (path / META).write_text(jsonio.dumps(meta, indent=2, default=str))
         return path
 
     @classmethod

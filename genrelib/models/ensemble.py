@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genrelib import jsonio
 from genrelib.errors import ModelError
 
 ENSEMBLE = "ensemble"
@@ -190,7 +191,7 @@ class EnsembleModel:
             "info": self.info,
             "format": 1,
         }
-        (path / META).write_text(json.dumps(meta, indent=2, default=str))
+        (path / META).write_text(jsonio.dumps(meta, indent=2, default=str))
         return path
 
     @classmethod

@@ -18,7 +18,7 @@ import mlflow
 import mlflow.data
 import pandas as pd
 
-from genrelib import __version__
+from genrelib import __version__, jsonio
 from genrelib.tracking.backend import setup
 from genrelib.tracking.orphans import machine_id, process_start
 
@@ -160,7 +160,7 @@ def log_image(image, path: str) -> None:
 
 def log_dict(d: dict, path: str) -> None:
     """Log a dict as JSON."""
-    mlflow.log_dict(d, path)
+    mlflow.log_text(jsonio.dumps(d, indent=2), path)
 
 
 def log_text(text: str, path: str) -> None:

@@ -57,7 +57,9 @@ def fit(
         name, est, scores = select(train.X, y_train, valid.X, y_valid, seed=config.seed, C=config.logreg_c)
         info.update({"chosen": name, "validation_accuracy": scores})
         history = {f"val_accuracy_{k}": [v] for k, v in scores.items()}
-        return GenreModel(config.family, genres, train.config, est, info), history
+        model = GenreModel(config.family, genres, train.config, est, info)
+        check_finite(model, history, valid, config)
+        return model, history
 
     import keras
 
@@ -74,12 +76,14 @@ def fit(
         w = compute_class_weight("balanced", classes=present, y=y_train)
         weights = {int(c): float(v) for c, v in zip(present, w)}
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
+    # a loss that is NaN or inf never comes back: stop at once (check_finite then refuses the model)
+    stop = [stop, keras.callbacks.TerminateOnNaN()]
     aug = config.feature_augment()
     t0 = time.perf_counter()
     if stored:
         from genrelib.training.streaming import fit_stream
 
-        hist = fit_stream(model, train, valid, config, class_weight=weights, callbacks=[stop, *callbacks])
+        hist = fit_stream(model, train, valid, config, class_weight=weights, callbacks=[*stop, *callbacks])
     elif not aug.active:  # the original recipe
         hist = model.fit(
             train.X[..., None],
@@ -88,7 +92,7 @@ def fit(
             epochs=config.epochs,
             batch_size=config.batch_size,
             class_weight=weights,
-            callbacks=[stop, *callbacks],
+            callbacks=[*stop, *callbacks],
             verbose=0,
             shuffle=True,
         )
@@ -118,7 +122,7 @@ def fit(
             steps_per_epoch=steps,
             validation_data=(valid.X[..., None], valid_y),
             epochs=config.epochs,
-            callbacks=[stop, *callbacks],
+            callbacks=[*stop, *callbacks],
             verbose=0,
             shuffle=False,
         )
@@ -130,7 +134,40 @@ def fit(
             "best_epoch": int(np.argmin(history["val_loss"])) + 1,
         }
     )
-    return GenreModel(config.family, genres, train.config, model, info), history
+    trained = GenreModel(config.family, genres, train.config, model, info)
+    check_finite(trained, history, valid, config)
+    return trained, history
+
+
+#: Validation rows whose probabilities :func:`check_finite` computes (enough to catch broken weights, quick).
+CHECK_ROWS = 256
+
+
+def check_finite(model: GenreModel, history: dict[str, list[float]], valid: FeatureSet, config: TrainConfig) -> None:
+    """Refuse a model whose training diverged: a loss (or validation score) that is NaN or infinite, or
+    probabilities that are not finite on validation rows.
+
+    Raises
+    ------
+    ModelError
+        One line naming the epoch and what to change; the model is then never evaluated, logged or registered.
+    """
+    lr = "the family's default" if config.learning_rate is None else f"{config.learning_rate:g}"
+    for name, values in history.items():
+        bad = [i for i, v in enumerate(values) if not np.isfinite(v)]
+        if bad:
+            raise ModelError(
+                f"training diverged: {name} became {values[bad[0]]} at epoch {bad[0] + 1} (learning rate "
+                f"{lr}); nothing was logged or registered; use a smaller --learning-rate"
+            )
+    if isinstance(valid, FeatureSet) and len(valid):
+        P = model.predict_proba(valid.X[:CHECK_ROWS])
+        if not np.isfinite(P).all():
+            raise ModelError(
+                "training diverged: the trained model's probabilities are not finite (NaN or inf) on validation "
+                f"rows (learning rate {lr}); nothing was logged or registered; use a smaller "
+                "--learning-rate"
+            )
 
 
 def with_copies(
