@@ -39,6 +39,10 @@ MIN_SECONDS = 0.5
 #: mixing, but values of hundreds or more are integer-scaled samples stored as float, or garbage, and gave
 #: infinite features.
 MAX_PEAK = 16.0
+#: Loudest sample (after the DC offset is removed) below which a whole file counts as silent: -80 dBFS, below
+#: the dither and noise floor of any recording (16-bit audio's floor is -96 dBFS). Music scaled far below it,
+#: or a constant signal, would otherwise get a confident genre from features of numerical noise.
+SILENCE_PEAK = 1e-4
 
 
 @contextlib.contextmanager
@@ -199,8 +203,12 @@ def stream(path: str | Path, *, sr: int = SR, block_seconds: float = BLOCK_SECON
 
     Notes
     -----
-    Leading silence is held back (counted, not yielded) until the first sound, so that a silent file fails
-    after decoding alone, before any window of it has been featurised.
+    The DC offset is removed where audio enters genrelib: each decoded block (``block_seconds``, at the file's
+    own rate) has its mean subtracted, so a constant added to the samples changes nothing downstream, for every
+    feature kind and model. Leading silence (blocks whose loudest sample stays under :data:`SILENCE_PEAK` once
+    the offset is gone) is held back (counted, not yielded, then passed on as zeros) until the first sound, so
+    that a silent, constant or near-silent file fails after decoding alone, before any window of it has been
+    featurised.
     """
     import soxr
 
@@ -213,7 +221,8 @@ def stream(path: str | Path, *, sr: int = SR, block_seconds: float = BLOCK_SECON
         resampler = None if native == sr else soxr.ResampleStream(native, sr, 1, dtype="float32", quality="HQ")
         blocksize = max(1, int(block_seconds * native))
         read = 0
-        peak = 0.0
+        peak = 0.0  # of the samples as decoded
+        level = 0.0  # loudest sample once the DC offset is removed
         silent_lead = 0  # samples of leading silence not yet passed on
         try:
             if fmt_mpeg:
@@ -232,7 +241,9 @@ def stream(path: str | Path, *, sr: int = SR, block_seconds: float = BLOCK_SECON
                         f"{path}: samples reach {peak:.0e}, while audio lies in [-1, 1]; the file "
                         "holds integer-scaled or garbage values as float: rescale it to [-1, 1]"
                     )
-                if peak == 0.0:
+                y = (y - y.mean(dtype=np.float64)).astype(np.float32)  # the block's DC offset
+                level = max(level, float(np.abs(y).max(initial=0.0)))
+                if level < SILENCE_PEAK:
                     silent_lead += len(y)
                     continue
                 while silent_lead:  # the silence before the first sound, now that there is one
@@ -255,6 +266,15 @@ def stream(path: str | Path, *, sr: int = SR, block_seconds: float = BLOCK_SECON
         )
     if peak == 0.0:
         raise AudioError(f"{path}: is silent (every sample is zero); nothing to classify")
+    if level == 0.0:
+        raise AudioError(
+            f"{path}: is silent (a constant value, {peak:.3g}: a DC offset and no sound); nothing to classify"
+        )
+    if level < SILENCE_PEAK:
+        raise AudioError(
+            f"{path}: is silent or nearly so (its loudest sound reaches {20 * np.log10(level):.0f} dBFS, under "
+            f"{20 * np.log10(SILENCE_PEAK):.0f} dBFS); nothing to classify"
+        )
 
 
 def _read(f: sf.SoundFile, n: int, *, quiet: bool) -> np.ndarray:
