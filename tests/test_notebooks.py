@@ -237,10 +237,11 @@ def test_run_all_with_the_musicnn_family(tmp_path, tiny_tree, monkeypatch):
 
 def test_failing_cell_fails_the_run(tmp_path):
     parent = tracking.create_parent_run("failing")
-    with pytest.raises(NotebookError, match=r"01_eda: cell \d+ failed: DatasetError: data folder .* does not exist"):
+    (tmp_path / "empty").mkdir()  # (a missing folder is refused before the notebook starts)
+    with pytest.raises(NotebookError, match=r"01_eda: cell \d+ failed: DatasetError: "):
         run_notebook(
             "01_eda",
-            parameters={"data_dir": str(tmp_path / "missing")},
+            parameters={"data_dir": str(tmp_path / "empty")},
             notebooks_dir=NB_DIR,
             out_dir=tmp_path / "out",
             parent_run_id=parent,
@@ -299,17 +300,21 @@ def test_run_all_fails_a_notebook_run_that_already_ended(tmp_path):
 
 
 def test_notebook_failing_before_its_run_gets_a_failed_run(tmp_path, tiny_tree):
+    # (a bad parameter value is refused before the notebook starts: here a cell before begin_run raises)
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    params = nbformat.v4.new_code_cell('tracking_uri: str = ""\nparent_run_id: str = ""')
+    params.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(
+        cells=[params, nbformat.v4.new_code_cell('raise ValueError("before the run")')],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    )
+    nbformat.write(nb, folder / "early_failure.ipynb")
     parent = tracking.create_parent_run("failing")
-    with pytest.raises(NotebookError, match=r"02_features: cell \d+ failed: FeatureError: unknown feature kind"):
-        run_notebook(
-            "02_features",
-            parameters={"data_dir": str(tiny_tree), "kind": "bogus"},
-            notebooks_dir=NB_DIR,
-            out_dir=tmp_path / "out",
-            parent_run_id=parent,
-        )
+    with pytest.raises(NotebookError, match=r"early_failure: cell \d+ failed: ValueError: before the run"):
+        run_notebook("early_failure", notebooks_dir=folder, out_dir=tmp_path / "out", parent_run_id=parent)
     _assert_failed_with_notebook(
-        tracking.find_run("genrelib.notebook", "02_features", parent_run_id=parent), "02_features"
+        tracking.find_run("genrelib.notebook", "early_failure", parent_run_id=parent), "early_failure"
     )
 
 
@@ -318,13 +323,14 @@ def test_failing_notebook_alone_fails_its_own_run(tmp_path, capsys):
 
     with tracking.start_run("earlier", tags={"genrelib.notebook": "01_eda"}) as earlier:
         pass  # an earlier, successful run of the same notebook must stay FINISHED
+    (tmp_path / "empty").mkdir()
     assert (
         main(
             [
                 "notebook",
                 "01_eda",
                 "--data",
-                str(tmp_path / "missing"),
+                str(tmp_path / "empty"),  # (a missing folder is refused before the notebook starts)
                 "--notebooks-dir",
                 str(NB_DIR),
                 "--out",

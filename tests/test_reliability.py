@@ -648,3 +648,67 @@ def test_a_dc_offset_changes_no_signal_feature_or_answer(tiny_tree, write):
         )
     model = load_model("reference")
     np.testing.assert_allclose(predict_file(model, shifted).proba, predict_file(model, clean).proba, atol=1e-3)
+
+
+# 8. every option and notebook parameter is checked before any work, in one line naming it and what is allowed
+
+
+@pytest.mark.parametrize(
+    "argv, option",
+    [
+        (["train", "{data}", "--model", "summary", "--learning-rate", "inf"], "--learning-rate"),
+        (["train", "{data}", "--model", "seed_cnn", "--learning-rate", "nan"], "--learning-rate"),
+        (["train", "{data}", "--model", "summary", "--seed", "-1"], "--seed"),
+        (["train", "{data}", "--model", "summary", "--epochs", "0"], "--epochs"),
+        (["train", "{data}", "--model", "summary", "--split-file", "{tmp}/nowhere.txt"], "--split-file"),
+        (["train", "{data}", "--model", "summary", "--no-register", "--promote"], "--promote"),
+        (["train", "{data}", "--model", "summary", "--repeats", "3"], "--repeats"),
+        (["sweep", "{data}", "--model", "summary", "--trials", "0"], "--trials"),
+        (["predict", "{song}", "--hop", "0"], "--hop"),
+        (["predict", "{song}", "--hop", "nan"], "--hop"),
+        (["predict", "{song}", "--top-k", "0"], "--top-k"),
+        (["predict", "{song}", "--top-k", "-3"], "--top-k"),
+        (["demo-data", "{tmp}/demo", "--seconds", "0"], "--seconds"),
+        (["demo-data", "{tmp}/demo", "--per-genre", "0"], "--per-genre"),
+        (["features", "{data}", "--out", "{tmp}/f.npz", "--map-method", "tsne"], "--map-method"),
+        (["ensemble", "reference", "reference", "--weights", "1"], "--weights"),
+        (["run-all", "--data", "{data}", "--personal", "/nonexistent"], "--personal"),
+    ],
+)
+def test_options_are_checked_before_any_work(tiny_tree, tmp_path, capsys, argv, option):
+    from genrelib.cli.main import main
+
+    song = next(tiny_tree.rglob("*.wav"))
+    argv = [a.format(data=tiny_tree, tmp=tmp_path, song=song) for a in argv]
+    t0 = time.perf_counter()
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2
+    assert len(err.strip().splitlines()) == 1 and option in err and "Traceback" not in err, err
+    assert time.perf_counter() - t0 < 2  # refused before any extraction, training or notebook
+    assert not (tmp_path / "demo").exists()
+
+
+def test_library_and_notebook_values_are_checked_before_any_work(tiny_tree, tmp_path):
+    from genrelib.datasets import demo
+    from genrelib.errors import GenrelibError
+    from genrelib.inference.predict import Predictor
+    from genrelib.pipeline import NotebookError, check_parameters, run_all
+    from genrelib.training.config import TrainConfig
+
+    for bad in ({"learning_rate": float("inf")}, {"seed": -1}, {"learning_rate": float("nan")}):
+        with pytest.raises(GenrelibError, match=next(iter(bad))):
+            TrainConfig(family="seed_cnn", **bad)
+    for hop in (0, float("nan"), -1.0):
+        with pytest.raises(GenrelibError, match="hop must be a finite number"):
+            Predictor("reference", hop_seconds=hop)
+    with pytest.raises(GenrelibError, match="seconds"):
+        demo.make_demo(tmp_path / "demo", seconds=0, per_genre=1, genres=("rock",), n_jobs=1)
+    nbs = Path(__file__).resolve().parents[1] / "notebooks"
+    for name, value in (("epochs", "0"), ("hop_seconds", "nan"), ("seed", "-1"), ("family", "cnn"), ("mixup", "inf")):
+        with pytest.raises(NotebookError, match=rf"'{name}' must"):
+            check_parameters({name: value}, notebooks_dir=nbs)
+    with pytest.raises(NotebookError, match="'personal_dir' must be an existing folder"):
+        run_all(data_dir=tiny_tree, personal_dir="/nonexistent", notebooks_dir=nbs, out_dir=tmp_path / "nb")
+    assert not (tmp_path / "nb").exists()

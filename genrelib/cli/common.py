@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from genrelib.cli.options import COUNT, POSITIVE, number
 from genrelib.errors import GenrelibError
 
 REGISTERED = "genre-classifier"
@@ -140,18 +141,27 @@ def train_config(args: argparse.Namespace):
 def add_training_options(t: argparse.ArgumentParser) -> None:
     """Hyper-parameter and augmentation options shared by `train` and `sweep`."""
     h = t.add_argument_group("hyper-parameters (default: the family's)")
-    h.add_argument("--learning-rate", type=float, default=None, help="Adam's learning rate (Keras families)")
-    h.add_argument("--dropout", type=float, default=None, help="dropout rate (Keras families; default 0.3)")
-    h.add_argument("--l2", type=float, default=None, help="L2 factor of every weight layer (seed_cnn; default 0.001)")
+    h.add_argument(
+        "--learning-rate", type=number(low=0, low_open=True), default=None, help="Adam's learning rate (Keras families)"
+    )
+    h.add_argument(
+        "--dropout",
+        type=number(low=0, high=1, high_open=True),
+        default=None,
+        help="dropout rate (Keras families; default 0.3)",
+    )
+    h.add_argument(
+        "--l2", type=number(low=0), default=None, help="L2 factor of every weight layer (seed_cnn; default 0.001)"
+    )
     h.add_argument(
         "--filters",
-        type=int,
+        type=POSITIVE,
         default=None,
         help="filters of the first convolution block; later blocks keep the family's ratios (default 32)",
     )
     h.add_argument(
         "--logreg-c",
-        type=float,
+        type=number(low=0, low_open=True),
         default=None,
         help="summary, musicnn: only the logistic regression with this C (default: choose the candidate on validation)",
     )
@@ -165,42 +175,42 @@ def add_training_options(t: argparse.ArgumentParser) -> None:
         help="SpecAugment masks on the fly: 2 time and 2 frequency masks per segment (as --time-masks 2 "
         "--freq-masks 2; those options, given, win)",
     )
-    a.add_argument("--time-masks", type=int, default=None, help="time masks per training segment (on the fly)")
+    a.add_argument("--time-masks", type=COUNT, default=None, help="time masks per training segment (on the fly)")
     a.add_argument(
         "--freq-masks",
-        type=int,
+        type=COUNT,
         default=None,
         help="frequency masks (mel bands or MFCC coefficients) per training segment (on the fly)",
     )
     a.add_argument(
         "--time-mask-width",
-        type=float,
+        type=number(low=0, high=1, low_open=True),
         default=None,
         help="widest time mask, as a share of a segment's frames (default 0.1)",
     )
     a.add_argument(
         "--freq-mask-width",
-        type=float,
+        type=number(low=0, high=1, low_open=True),
         default=None,
         help="widest frequency mask, as a share of the bands (default 0.1)",
     )
     a.add_argument(
         "--mixup",
-        type=float,
+        type=number(low=0),
         default=None,
         metavar="ALPHA",
         help="mixup: blend training segments and their labels by Beta(ALPHA, ALPHA) (on the fly; 0.2 is common)",
     )
-    a.add_argument("--gain-db", type=float, default=None, help="random gain up to +- this many dB (on the fly)")
+    a.add_argument("--gain-db", type=number(low=0), default=None, help="random gain up to +- this many dB (on the fly)")
     a.add_argument(
         "--noise-std",
-        type=float,
+        type=number(low=0),
         default=None,
         help="Gaussian noise of this sd in dB per log-mel value / MFCC coefficient (on the fly)",
     )
     a.add_argument(
         "--aug-copies",
-        type=int,
+        type=COUNT,
         default=None,
         metavar="K",
         help="K precomputed, cached copies of every training track, each with its own random waveform "
@@ -208,28 +218,28 @@ def add_training_options(t: argparse.ArgumentParser) -> None:
     )
     a.add_argument(
         "--pitch-shift",
-        type=float,
+        type=number(low=0),
         default=None,
         metavar="SEMITONES",
         help="copies: random pitch shift up to +- this many semitones",
     )
     a.add_argument(
         "--time-stretch",
-        type=float,
+        type=number(low=0, high=1, high_open=True),
         default=None,
         metavar="R",
         help="copies: random tempo change, rate in 1 +- R (e.g. 0.1)",
     )
     a.add_argument(
         "--time-shift",
-        type=float,
+        type=number(low=0),
         default=None,
         metavar="SECONDS",
         help="copies: random circular time shift up to +- this many seconds",
     )
     a.add_argument(
         "--noise-snr",
-        type=float,
+        type=number(),
         default=None,
         metavar="DB",
         help="copies: white noise at this signal-to-noise ratio in dB",

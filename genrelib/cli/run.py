@@ -11,29 +11,36 @@ import os
 import sys
 
 from genrelib import __version__
+from genrelib.audio import MIN_SECONDS
 from genrelib.cli.common import STREAMED, add_scale_options, add_training_options
 from genrelib.cli.data import cmd_demo_data, cmd_features, cmd_scan
 from genrelib.cli.inference import cmd_evaluate, cmd_personal_test, cmd_predict
 from genrelib.cli.notebooks import cmd_notebook, cmd_run_all
+from genrelib.cli.options import COUNT, HOP, POSITIVE, SEED, Parser, check_combinations, existing, number, whole
 from genrelib.cli.training import cmd_ensemble, cmd_sweep, cmd_train, cmd_train_default, cmd_train_reference
 from genrelib.errors import GenrelibError
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``genrelib``."""
-    p = argparse.ArgumentParser(prog="genrelib", description="Music genre classification, honestly measured.")
+    p = Parser(prog="genrelib", description="Music genre classification, honestly measured.")
     p.add_argument("--version", action="version", version=f"genrelib {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     d = sub.add_parser("demo-data", help="generate synthetic GTZAN-shaped demo music")
     d.add_argument("out", help="folder to write <genre>/<genre>.000NN.wav into")
-    d.add_argument("--per-genre", type=int, default=30, help="tracks per genre (default 30)")
-    d.add_argument("--seconds", type=float, default=30.0, help="length of each track (default 30)")
-    d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    d.add_argument("--per-genre", type=POSITIVE, default=30, help="tracks per genre (default 30)")
+    d.add_argument(
+        "--seconds",
+        type=number(low=MIN_SECONDS),
+        default=30.0,
+        help=f"length of each track (>= {MIN_SECONDS:g}; default 30)",
+    )
+    d.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     d.add_argument(
         "--overlap",
-        type=float,
+        type=number(low=0, high=1),
         default=None,
         metavar="X",
         help="how much the genres overlap, from 0 (distinct genres, clean production: easy) to 1 "
@@ -42,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument(
         "--personal",
-        type=int,
+        type=COUNT,
         default=0,
         metavar="N",
         help="instead, write N longer 'personal' songs (1-3 min; mp3, flac, wav, ogg)",
@@ -81,9 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="output file: .csv for summary and musicnn, else .npz (needed unless --store is given)",
     )
-    f.add_argument("--n-mfcc", type=int, default=16, help="MFCCs per frame (mfcc kind; default 16)")
-    f.add_argument("--n-mels", type=int, default=128, help="mel bands (mel kind; default 128)")
-    f.add_argument("--jobs", type=int, default=None, help="worker processes (default: all CPUs)")
+    f.add_argument("--n-mfcc", type=POSITIVE, default=16, help="MFCCs per frame (mfcc kind; default 16)")
+    f.add_argument("--n-mels", type=POSITIVE, default=128, help="mel bands (mel kind; default 128)")
+    f.add_argument("--jobs", type=POSITIVE, default=None, help="worker processes (default: all CPUs)")
     f.add_argument(
         "--cache-dir", default=None, help="feature cache folder (default $GENRELIB_CACHE or ~/.cache/genrelib)"
     )
@@ -98,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     f.add_argument(
         "--shard-size",
-        type=int,
+        type=POSITIVE,
         default=None,
         metavar="N",
         help="tracks per shard of --store (default 64; a store keeps the size it was started with)",
@@ -128,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model, evaluate it on held-out tracks, log and register it")
     t.add_argument("data", help="data folder laid out <root>/<genre>/<file>")
     t.add_argument("--model", required=True, choices=["seed_cnn", "mel_cnn", "crnn", "summary", "musicnn"])
-    t.add_argument("--epochs", type=int, default=30, help="most epochs (early stopping on validation loss)")
+    t.add_argument("--epochs", type=POSITIVE, default=30, help="most epochs (early stopping on validation loss)")
     t.add_argument(
         "--split",
         choices=["random", "gtzan-ff"],
@@ -138,17 +145,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--split-file",
         default=None,
+        type=existing(),
         metavar="FILE",
         help="your own train/valid/test lists, in the format of the shipped GTZAN lists (lines like "
         "blues/blues.00012.wav): a folder holding train*.txt, valid*.txt (or val*.txt) and test*.txt; "
         "or train.txt,valid.txt,test.txt; or one file of '<part> <track>' lines. Listed tracks "
         "missing from DATA are reported, DATA's tracks in no list are left out",
     )
-    t.add_argument("--seed", type=int, default=42)
-    t.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs")
-    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--seed", type=SEED, default=42)
+    t.add_argument("--patience", type=COUNT, default=5, help="early-stopping patience in epochs")
+    t.add_argument("--batch-size", type=POSITIVE, default=32)
     t.add_argument("--class-weights", action="store_true", help="weight genres inversely to their frequency")
-    t.add_argument("--jobs", type=int, default=None, help="feature-extraction processes")
+    t.add_argument("--jobs", type=POSITIVE, default=None, help="feature-extraction processes")
     add_scale_options(t, f"train from it (with --cv: every fold){STREAMED}")
     t.add_argument("--no-register", action="store_true", help="do not register the model")
     t.add_argument(
@@ -159,13 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--cv",
-        type=int,
+        type=whole(low=2),
         default=None,
         metavar="K",
         help="instead of one split: K-fold cross-validation by track (stratified), mean and spread of "
         "every metric, each fold a nested MLflow run; nothing is registered",
     )
-    t.add_argument("--repeats", type=int, default=1, help="with --cv: repeat with R different shuffles")
+    t.add_argument("--repeats", type=POSITIVE, default=1, help="with --cv: repeat with R different shuffles")
     t.add_argument(
         "--group",
         default=None,
@@ -196,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sw.add_argument("data", help="data folder laid out <root>/<genre>/<file>")
     sw.add_argument("--model", required=True, choices=["seed_cnn", "mel_cnn", "crnn", "summary", "musicnn"])
-    sw.add_argument("--trials", type=int, required=True, help="number of trials")
+    sw.add_argument("--trials", type=POSITIVE, required=True, help="number of trials")
     keras_names = ", ".join(n for n, s in SEARCHABLE.items() if "mel_cnn" in s.families)
     sw.add_argument(
         "--param",
@@ -210,14 +218,22 @@ def build_parser() -> argparse.ArgumentParser:
         "seed_cnn; logreg_c for summary and musicnn)",
     )
     sw.add_argument("--no-prune", action="store_true", help="let every trial run to the end (no median pruner)")
-    sw.add_argument("--epochs", type=int, default=30, help="most epochs per trial (early stopping on validation loss)")
+    sw.add_argument(
+        "--epochs", type=POSITIVE, default=30, help="most epochs per trial (early stopping on validation loss)"
+    )
     sw.add_argument("--split", choices=["random", "gtzan-ff"], default=None)
-    sw.add_argument("--split-file", default=None, metavar="FILE", help="your own train/valid/test lists, as for train")
-    sw.add_argument("--seed", type=int, default=42, help="seeds the split, the sampler and every trial")
-    sw.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs")
-    sw.add_argument("--batch-size", type=int, default=32, help="batch size when not searched")
+    sw.add_argument(
+        "--split-file",
+        default=None,
+        type=existing(),
+        metavar="FILE",
+        help="your own train/valid/test lists, as for train",
+    )
+    sw.add_argument("--seed", type=SEED, default=42, help="seeds the split, the sampler and every trial")
+    sw.add_argument("--patience", type=COUNT, default=5, help="early-stopping patience in epochs")
+    sw.add_argument("--batch-size", type=POSITIVE, default=32, help="batch size when not searched")
     sw.add_argument("--class-weights", action="store_true", help="weight genres inversely to their frequency")
-    sw.add_argument("--jobs", type=int, default=None, help="feature-extraction processes")
+    sw.add_argument("--jobs", type=POSITIVE, default=None, help="feature-extraction processes")
     add_scale_options(sw, f"run every trial and the retrained best from it{STREAMED}")
     sw.add_argument("--no-register", action="store_true", help="do not register the best model")
     sw.add_argument("--force", action="store_true", help="as for train")
@@ -234,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate only the tracks of DATA in this part of the model's own split (its recorded "
         "track lists; DATA is never re-split)",
     )
-    e.add_argument("--jobs", type=int, default=None)
+    e.add_argument("--jobs", type=POSITIVE, default=None)
     add_scale_options(e, "predict shard by shard, never holding the features in memory (not for ensembles)")
     e.add_argument("--no-log", action="store_true", help="do not log the evaluation to MLflow")
     e.set_defaults(func=cmd_evaluate)
@@ -255,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument(
         "--weights",
         nargs="+",
-        type=float,
+        type=number(low=0),
         default=None,
         metavar="W",
         help="one non-negative weight per model, in order (default: equal)",
@@ -273,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
         "member's test part and in none's training or validation part); all: every track of DATA",
     )
     en.add_argument("--out", default=None, help="also save the ensemble's model folder here")
-    en.add_argument("--jobs", type=int, default=None, help="feature-extraction processes")
+    en.add_argument("--jobs", type=POSITIVE, default=None, help="feature-extraction processes")
     en.add_argument("--no-log", action="store_true", help="do not log to MLflow (nor register)")
     en.add_argument("--no-register", action="store_true", help="do not register the ensemble")
     en.add_argument(
@@ -285,9 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
     en.set_defaults(func=cmd_ensemble)
 
     r = sub.add_parser("train-reference", help="train the summary model on a GTZAN feature table (fault-filtered)")
-    r.add_argument("--table", required=True, help="features_30_sec.csv of the Kaggle GTZAN download")
+    r.add_argument(
+        "--table", required=True, type=existing("file"), help="features_30_sec.csv of the Kaggle GTZAN download"
+    )
     r.add_argument("--out", default=None, help="folder to save the model and its model card into")
-    r.add_argument("--seed", type=int, default=42)
+    r.add_argument("--seed", type=SEED, default=42)
     r.add_argument("--no-log", action="store_true", help="do not log to MLflow")
     r.set_defaults(func=cmd_train_reference)
 
@@ -320,11 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="classify songs of any length (files or folders)")
     pr.add_argument("paths", nargs="+", help="audio files or folders (searched recursively)")
     pr.add_argument("--model", default=None, help=model_help)
-    pr.add_argument("--top-k", type=int, default=3)
+    pr.add_argument("--top-k", type=POSITIVE, default=3, help="genres shown per song (default 3)")
     pr.add_argument("--timeline", action="store_true", help="also show every 30 s window")
     pr.add_argument(
         "--tags",
-        type=int,
+        type=COUNT,
         default=0,
         metavar="K",
         help="also show the K most probable musicnn tags (per window with --timeline), whatever model gives the genre",
@@ -334,15 +352,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="MSD_musicnn",
         help="the musicnn network that gives the tags (default MSD_musicnn: Last.fm tags)",
     )
-    pr.add_argument("--hop", type=float, default=None, help="seconds between window starts (default 30)")
+    pr.add_argument("--hop", type=HOP, default=None, help="seconds between window starts (default 30)")
     pr.add_argument("--format", choices=["table", "json", "csv"], default="table")
     pr.set_defaults(func=cmd_predict)
 
     pt = sub.add_parser("personal-test", help="classify a folder of your songs; score it if laid out <genre>/<song>")
-    pt.add_argument("folder")
+    pt.add_argument("folder", type=existing("dir"))
     pt.add_argument("--model", default=None, help=model_help)
-    pt.add_argument("--hop", type=float, default=None, help="seconds between window starts (default 30)")
-    pt.add_argument("--tags", type=int, default=0, metavar="K", help="also list the K most probable musicnn tags")
+    pt.add_argument("--hop", type=HOP, default=None, help="seconds between window starts (default 30)")
+    pt.add_argument("--tags", type=COUNT, default=0, metavar="K", help="also list the K most probable musicnn tags")
     pt.add_argument("--tag-model", default="MSD_musicnn", help="the musicnn network that gives the tags")
     pt.add_argument("--no-log", action="store_true", help="do not log to MLflow")
     pt.set_defaults(func=cmd_personal_test)
@@ -352,16 +370,20 @@ def build_parser() -> argparse.ArgumentParser:
         "name", choices=["01_eda", "02_features", "03_train", "04_evaluate", "05_personal_test", "06_compare"]
     )
     nb.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"), help="notebook parameter")
-    nb.add_argument("--data", default=None, help="data folder (the notebooks' data_dir)")
-    nb.add_argument("--personal", default=None, help="folder of personal songs (05's personal_dir)")
+    nb.add_argument("--data", default=None, type=existing("dir"), help="data folder (the notebooks' data_dir)")
+    nb.add_argument(
+        "--personal", default=None, type=existing("dir"), help="folder of personal songs (05's personal_dir)"
+    )
     nb.add_argument("--parent", default=None, help="MLflow parent run id")
-    nb.add_argument("--notebooks-dir", default="notebooks")
+    nb.add_argument("--notebooks-dir", default="notebooks", type=existing("dir"))
     nb.add_argument("--out", default="results/notebooks", help="where executed notebooks are kept")
     nb.set_defaults(func=cmd_notebook)
 
     ra = sub.add_parser("run-all", help="run the six notebooks in order under one MLflow parent run")
-    ra.add_argument("--data", required=True, help="data folder <genre>/<file>")
-    ra.add_argument("--personal", required=True, help="folder of personal songs, optionally <genre>/<song>")
+    ra.add_argument("--data", required=True, type=existing("dir"), help="data folder <genre>/<file>")
+    ra.add_argument(
+        "--personal", required=True, type=existing("dir"), help="folder of personal songs, optionally <genre>/<song>"
+    )
     ra.add_argument(
         "-p",
         nargs=2,
@@ -369,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar=("NAME", "VALUE"),
         help="parameter for every notebook that declares it (e.g. -p epochs 5)",
     )
-    ra.add_argument("--notebooks-dir", default="notebooks")
+    ra.add_argument("--notebooks-dir", default="notebooks", type=existing("dir"))
     ra.add_argument("--out", default="results/notebooks", help="where executed notebooks are kept")
     ra.set_defaults(func=cmd_run_all)
     return p
@@ -422,6 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     parser = build_parser()
     args = parser.parse_args(argv)
+    contradiction = check_combinations(args)
+    if contradiction:  # before any work, in the parser's one-line form
+        parser.exit(2, f"genrelib {args.command}: error: {contradiction}\n")
     # The CLI prints skipped files itself; library warnings show with -v.
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(name)s: %(message)s"

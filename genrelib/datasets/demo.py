@@ -30,9 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
+from genrelib.audio import MIN_SECONDS
 from genrelib.config import GENRES, SR
 from genrelib.datasets.demo_render import render
 from genrelib.datasets.demo_styles import check_overlap
+from genrelib.errors import DatasetError
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +183,12 @@ def make_demo(
         ``out``.
     """
     out = Path(out)
+    if isinstance(per_genre, bool) or int(per_genre) != per_genre or per_genre < 1:
+        raise DatasetError(f"per_genre (--per-genre) must be a whole number >= 1, got {per_genre!r}")
+    if not (isinstance(seconds, int | float) and MIN_SECONDS <= seconds < float("inf")):
+        raise DatasetError(f"seconds (--seconds) must be a finite number >= {MIN_SECONDS:g}, got {seconds!r}")
+    if isinstance(seed, bool) or int(seed) != seed or not 0 <= seed <= 2**32 - 1:
+        raise DatasetError(f"seed (--seed) must be a whole number in [0, 4294967295], got {seed!r}")
     settings = demo_settings("genres", seed=seed, overlap=overlap, sr=sr, seconds=seconds)  # checks overlap first
     _replace_stale(out, settings, "*/*.[0-9][0-9][0-9][0-9][0-9].wav")
     jobs = [(g, i) for g in genres for i in range(per_genre)]

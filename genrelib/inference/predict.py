@@ -81,6 +81,14 @@ def load_model(ref=None):
     return GenreModel.load(tracking.download_genre_model(str(ref)))
 
 
+def check_hop(hop_seconds: float | None) -> None:
+    """Refuse a hop between windows that is not a finite number of seconds > 0 (None: no overlap)."""
+    if hop_seconds is None:
+        return
+    if isinstance(hop_seconds, bool) or not isinstance(hop_seconds, int | float) or not 0 < hop_seconds < np.inf:
+        raise GenrelibError(f"hop must be a finite number of seconds > 0 (or none: 30 s), got {hop_seconds!r}")
+
+
 @dataclass
 class SongPrediction:
     """The prediction for one song.
@@ -123,6 +131,8 @@ class SongPrediction:
 
     def top(self, genres: list[str], k: int = 3) -> list[tuple[str, float]]:
         """The ``k`` most likely genres with their probabilities."""
+        if isinstance(k, bool) or int(k) != k or k < 1:
+            raise GenrelibError(f"top k must be a whole number >= 1, got {k!r}")
         order = np.argsort(-self.proba)[:k]
         return [(genres[i], float(self.proba[i])) for i in order]
 
@@ -173,6 +183,7 @@ def predict_file(
     """
     if is_ensemble(model):
         return _predict_ensemble(model, path, hop_seconds=hop_seconds, tag_model=tag_model)
+    check_hop(hop_seconds)
     cfg = model.feature_config
     if cfg.kind == "musicnn":
         return _predict_musicnn(model, Path(path), hop_seconds=hop_seconds, tag_model=tag_model)
@@ -363,6 +374,7 @@ class Predictor:
     """
 
     def __init__(self, model=None, *, hop_seconds: float | None = None, tag_model: str | None = None):
+        check_hop(hop_seconds)  # before the model loads
         self.ref = "default" if model is None else str(getattr(model, "family", model))
         self.model = load_model(model)
         self.hop_seconds = hop_seconds

@@ -4,6 +4,7 @@ and the feature configuration each family takes.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from genrelib.config import SEED
@@ -104,6 +105,14 @@ class TrainConfig:
             raise DatasetError(
                 f"--split {self.split} and --split-file {self.split_file} contradict each other; give one of them"
             )
+        for name in ("learning_rate", "dropout", "l2", "logreg_c", "test_size", "valid_size"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, int | float) and math.isfinite(v)):
+                raise ModelError(f"{name} must be a finite number, got {v!r}")
+        if isinstance(self.seed, bool) or int(self.seed) != self.seed or not 0 <= self.seed <= 2**32 - 1:
+            raise ModelError(f"seed must be a whole number in [0, 4294967295], got {self.seed!r}")
+        if int(self.patience) != self.patience or self.patience < 0:
+            raise ModelError(f"patience must be a whole number >= 0, got {self.patience!r}")
         if self.epochs < 1:
             raise ModelError(f"epochs must be >= 1, got {self.epochs}")
         if int(self.batch_size) != self.batch_size or self.batch_size < 1:

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genrelib.errors import GenrelibError
+from genrelib.pipeline.parameters import NOTEBOOKS, NotebookError, _check, check_parameters, notebook_parameters
 
 logger = logging.getLogger(__name__)
 
@@ -26,244 +26,6 @@ SUMMARY_METRICS = (
     "personal_song_accuracy",
     "personal_window_accuracy",
 )
-
-NOTEBOOKS = ("01_eda", "02_features", "03_train", "04_evaluate", "05_personal_test", "06_compare")
-
-
-#: The Jupyter kernel the notebooks are committed for (``make env`` installs it into the environment).
-KERNEL = "genrelib"
-
-
-class NotebookError(GenrelibError):
-    """A notebook cell raised; the message names the notebook, the cell and the error."""
-
-
-def kernel_metadata(kernel: str = KERNEL, *, timeout: float = 60.0) -> dict:
-    """The notebook metadata JupyterLab writes into a notebook it opens on ``kernel``.
-
-    JupyterLab replaces a notebook's ``kernelspec`` and ``language_info`` with the running kernel's as soon as the
-    kernel starts, and marks the notebook modified when they differ in anything (the Python version included);
-    committed notebooks carry exactly these values so that opening one changes nothing. The kernel is started
-    here and asked (``kernel_info``), as JupyterLab does, then shut down.
-
-    Parameters
-    ----------
-    kernel : str
-        Kernel name (``jupyter kernelspec list``).
-    timeout : float
-        Seconds to wait for the kernel to start and answer.
-
-    Returns
-    -------
-    dict
-        ``{"kernelspec": {"display_name", "language", "name"}, "language_info": {...}}``.
-
-    Raises
-    ------
-    NotebookError
-        When no kernel of that name is installed.
-    """
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-    from jupyter_client.manager import start_new_kernel
-
-    try:
-        spec = KernelSpecManager().get_kernel_spec(kernel)
-    except NoSuchKernel as exc:
-        raise NotebookError(
-            f"no Jupyter kernel named {kernel!r}; install it with `make env`, or `.venv/bin/python "
-            f"-m ipykernel install --sys-prefix --name {kernel} --display-name 'Python ({kernel})'`"
-        ) from exc
-    km, kc = start_new_kernel(
-        kernel_name=kernel, startup_timeout=timeout, extra_arguments=["--IPKernelApp.log_level=CRITICAL"]
-    )
-    try:
-        info = kc.kernel_info(reply=True, timeout=timeout)["content"]["language_info"]
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
-    return {
-        "kernelspec": {"display_name": spec.display_name, "language": spec.language, "name": kernel},
-        "language_info": info,
-    }
-
-
-def normalize_notebook(path: str | Path, metadata: dict, *, write: bool = True) -> bool:
-    """Put a notebook in its committed form: ``metadata`` (from :func:`kernel_metadata`), no outputs and no
-    execution counts, nbformat 4.5 with an id on every cell, written as Jupyter writes it.
-
-    Parameters
-    ----------
-    path : path
-        The ``.ipynb`` file.
-    metadata : dict
-        Top-level metadata keys to set (others are kept).
-    write : bool
-        Rewrite the file when it differs; False only reports.
-
-    Returns
-    -------
-    bool
-        Whether the file differed from its committed form.
-    """
-    import uuid
-
-    import nbformat
-
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    nb = nbformat.reads(text, as_version=4)
-    nb.nbformat_minor = max(nb.nbformat_minor, 5)
-    nb.metadata.update(metadata)
-    for cell in nb.cells:
-        if not cell.get("id"):
-            cell.id = uuid.uuid4().hex[:8]
-        if cell.cell_type == "code":
-            cell.outputs = []
-            cell.execution_count = None
-    nbformat.validate(nb)
-    new = nbformat.writes(nb) + "\n"
-    if new == text:
-        return False
-    if write:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(new, encoding="utf-8")
-        tmp.replace(path)
-    return True
-
-
-def parse_value(text: str):
-    """A command-line parameter value as papermill reads ``-p``: int, float, bool, None or string."""
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
-
-
-def notebook_parameters(path: str | Path) -> dict:
-    """The parameters a notebook declares in its ``parameters`` cell."""
-    import papermill as pm
-
-    return dict(pm.inspect_notebook(str(path)))
-
-
-#: How a declared type is described in an error message.
-_TYPE_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "text"}
-
-
-def _convert(value, type_name: str):
-    """``value`` (a command line's text, or a Python value) as the declared type; ValueError when it is not one.
-
-    An int is a float; a bool is not a number. Annotations other than int, float, bool and str are not checked
-    (text is read as papermill's ``-p`` reads it).
-    """
-    if type_name in ("int", "float"):
-        if isinstance(value, bool):
-            pass
-        elif isinstance(value, int) or (type_name == "float" and isinstance(value, float)):
-            return value
-        elif isinstance(value, str):
-            return int(value.strip()) if type_name == "int" else float(value.strip())
-    elif type_name == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return value.strip().lower() == "true"
-    elif type_name == "str":
-        if isinstance(value, str):
-            return value
-    else:
-        return parse_value(value) if isinstance(value, str) else value
-    raise ValueError(f"{value!r} is not {type_name}")
-
-
-def _check(parameters: dict, declared: dict[str, dict], *, must_be_declared: bool) -> dict:
-    """Check and convert ``parameters`` against the parameters each notebook of ``declared`` declares."""
-    import difflib
-
-    out = {}
-    for key, value in parameters.items():
-        owners = [nb for nb, params in declared.items() if key in params]
-        if not owners:
-            if must_be_declared:
-                names = sorted({k for params in declared.values() for k in params})
-                close = difflib.get_close_matches(key, names, n=1)
-                which = (
-                    f"notebook {next(iter(declared))}"
-                    if len(declared) == 1
-                    else f"any of the notebooks {', '.join(declared)}"
-                )
-                raise NotebookError(
-                    f"unknown notebook parameter {key!r} (value {value!r}): not declared by {which}"
-                    + (f"; did you mean {close[0]!r}?" if close else "")
-                    + f" (declared: {', '.join(names)})"
-                )
-            out[key] = value
-            continue
-        types = {nb: declared[nb][key]["inferred_type_name"] for nb in owners}
-        converted, ok = None, False
-        for t in dict.fromkeys(types.values()):  # the first reading that every declaring notebook accepts
-            try:
-                converted = _convert(value, t)
-                for u in types.values():
-                    _convert(converted, u)
-            except (TypeError, ValueError):
-                continue
-            ok = True
-            break
-        if not ok:
-            nb, t = next((nb, t) for nb, t in types.items() if not _accepts(value, t))
-            decl = f"{key}: {t} = {declared[nb][key]['default']}"
-            same = [n for n, u in types.items() if u == t]
-            raise NotebookError(
-                f"notebook parameter {key!r} must be {_TYPE_WORDS.get(t, t)} ({t}), as {', '.join(same)} "
-                f"declare{'s' if len(same) == 1 else ''} it ({decl}); got {value!r}"
-            )
-        out[key] = converted
-    return out
-
-
-def _accepts(value, type_name: str) -> bool:
-    try:
-        _convert(value, type_name)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def check_parameters(
-    parameters: dict, notebooks: tuple[str, ...] | list[str] = NOTEBOOKS, *, notebooks_dir: str | Path = "notebooks"
-) -> dict:
-    """Check notebook overrides before anything runs; return them converted to the declared types.
-
-    Each name must be declared by at least one of ``notebooks`` (a name that only some declare is fine: each
-    notebook takes what it declares), and each value must fit the type annotation of every notebook that declares
-    it (``epochs: int = 30``): text from a command line is converted ("5" -> 5; "true" -> True), an int is
-    accepted for a float, and a value that cannot be read as the type is refused. Names whose annotation is not
-    int, float, bool or str are not type-checked.
-
-    Parameters
-    ----------
-    parameters : dict
-        Name -> value (text, as ``-p NAME VALUE`` gives it, or a Python value).
-    notebooks : sequence of str
-        The notebooks that will run (for ``genrelib notebook NAME``: just that one).
-    notebooks_dir : path
-
-    Raises
-    ------
-    NotebookError
-        For an unknown name (naming the notebooks and the declared names, with the closest one) or a value of the
-        wrong type (naming the parameter, the notebooks that declare it, the declared type and the value).
-    """
-    declared = {}
-    for name in notebooks:
-        src = Path(notebooks_dir) / f"{name}.ipynb"
-        if not src.exists():
-            raise NotebookError(f"notebook {src} not found; run from the project root or pass --notebooks-dir")
-        declared[name] = notebook_parameters(src)
-    return _check(parameters, declared, must_be_declared=True)
 
 
 @dataclass
@@ -430,6 +192,17 @@ def run_all(
 
     # a misspelt name or a value of the wrong type is refused before any notebook runs
     parameters = check_parameters(parameters or {}, notebooks, notebooks_dir=notebooks_dir)
+    # every notebook's path parameters, before notebook 01 starts (05 must not fail after 01-04 trained)
+    check_parameters(
+        {
+            k: v
+            for k, v in {"data_dir": str(data_dir), "personal_dir": str(personal_dir)}.items()
+            if k not in parameters
+        },
+        notebooks,
+        notebooks_dir=notebooks_dir,
+        must_be_declared=False,
+    )
     tracking.setup(tracking_uri)
     params = {
         "data_dir": str(Path(data_dir).resolve()),
