@@ -712,3 +712,48 @@ def test_library_and_notebook_values_are_checked_before_any_work(tiny_tree, tmp_
     with pytest.raises(NotebookError, match="'personal_dir' must be an existing folder"):
         run_all(data_dir=tiny_tree, personal_dir="/nonexistent", notebooks_dir=nbs, out_dir=tmp_path / "nb")
     assert not (tmp_path / "nb").exists()
+
+
+# 7. data layouts: one genre is refused before any work; a track's identity is its whole path under its genre
+
+
+def test_one_genre_is_refused_before_any_extraction(tmp_path, write, monkeypatch):
+    from genrelib.errors import DatasetError
+    from genrelib.features import extraction
+    from genrelib.training.config import TrainConfig
+    from genrelib.training.crossval import cross_validate
+    from genrelib.training.trainer import train
+
+    for i in range(6):
+        write(f"one/rock/{i:02d}.wav", sine(300 + 50 * i, 1.0))
+    monkeypatch.setattr(extraction, "track_features", lambda *a, **k: pytest.fail("features were extracted"))
+    for run in (
+        lambda: train(tmp_path / "one", TrainConfig(family="summary"), log=False, n_jobs=1),
+        lambda: cross_validate(tmp_path / "one", TrainConfig(family="summary"), folds=3, log=False, n_jobs=1),
+    ):
+        with pytest.raises(DatasetError, match=r"at least 2 genres; found 1: rock \(6 tracks\)"):
+            run()
+
+
+def test_nested_folders_with_equal_file_names_are_distinct_tracks(tmp_path, write):
+    from genrelib.datasets import track_key
+    from genrelib.evaluation.scoring import evaluate_folder
+    from genrelib.training.config import TrainConfig
+    from genrelib.training.trainer import train
+
+    rng = np.random.default_rng(0)
+    for g, f0 in (("a", 220), ("b", 880), ("c", 3000)):
+        for cd in ("cd1", "cd2", "cd3"):
+            for n in ("01", "02"):
+                y = sine(f0 * (1 + 0.05 * rng.random()), 2.0) + 0.01 * rng.standard_normal(44100).astype(np.float32)
+                write(f"nested/{g}/{cd}/{n}.wav", y)
+    assert track_key("a/cd1/01.wav") != track_key("a/cd2/01.wav") and track_key("blues/blues.00012.au") == (
+        "blues/blues.00012"
+    )
+    res = train(tmp_path / "nested", TrainConfig(family="summary", seed=1), log=False, n_jobs=1)
+    assert len(res.features.tracks) == 18  # every file its own rows
+    test = res.model.info["split_tracks"]["test"]
+    assert len(test) >= 3 and len({track_key(t) for t in test}) == len(test)
+    report = evaluate_folder(res.model, tmp_path / "nested", part="test", n_jobs=1)
+    assert report.part_recorded == report.part_found == len(report.track_ids) == len(test)
+    assert sorted(report.track_ids) == sorted(test)

@@ -10,11 +10,11 @@ import json
 import logging
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from genrelib.config import SEED
+from genrelib.config import AUDIO_EXTENSIONS, SEED, UNSUPPORTED_EXTENSIONS
 from genrelib.datasets.tracks import Dataset
 from genrelib.errors import DatasetError
 
@@ -70,13 +70,17 @@ def gtzan_split_lists() -> dict[str, list[str]]:
 
 
 def track_key(track_id: str) -> str:
-    """The key that matches a track across copies of a data folder: ``<genre folder>/<file stem>``.
+    """The key that matches a track across copies of a data folder: its path under the data root without the
+    audio extension, ``<genre>/<sub-folders>/<file stem>`` (``rock/cd1/01``; ``blues/blues.00012`` in GTZAN).
 
-    Matching by stem lets the original tarball's ``.au`` files (or a ``.flac`` copy) match the ``.wav`` names of
-    the GTZAN lists and of a model's recorded split.
+    A track's identity is its whole path under its genre, so ``rock/cd1/01.wav`` and ``rock/cd2/01.wav`` stay two
+    tracks in splits, caches and records. Leaving out the extension lets the original tarball's ``.au`` files (or a
+    ``.flac`` copy) match the ``.wav`` names of the GTZAN lists and of a model's recorded split.
     """
-    p = Path(track_id)
-    return f"{p.parent.name}/{p.stem}"
+    p = PurePosixPath(track_id.replace("\\", "/").strip("/"))
+    if p.suffix.lower() in AUDIO_EXTENSIONS or p.suffix.lower() in UNSUPPORTED_EXTENSIONS:
+        p = p.with_suffix("")
+    return str(p)
 
 
 _gtzan_key = track_key

@@ -349,9 +349,10 @@ def cross_validate(
     from genrelib import evaluation as ev
     from genrelib.training.config import feature_config_for
     from genrelib.training.fitting import fit, with_copies
-    from genrelib.training.splits import training_features
+    from genrelib.training.splits import check_genres, training_features
 
     ds = data if isinstance(data, Dataset) else scan(data)
+    check_genres(ds)  # before any extraction
     fcfg = feature_config or feature_config_for(config.family)
     if fcfg.kind != FAMILIES[config.family]:
         raise ModelError(f"{config.family} needs {FAMILIES[config.family]!r} features, not {fcfg.kind!r}")

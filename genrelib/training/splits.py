@@ -100,8 +100,27 @@ def check_split(split: dict[str, str], ds: Dataset, config: TrainConfig) -> list
     return problems
 
 
+def check_genres(ds: Dataset) -> None:
+    """Refuse, before any work, a data set a classifier cannot learn from: fewer than two genres with tracks.
+
+    Raises
+    ------
+    DatasetError
+        Naming the genres found and the layout wanted.
+    """
+    counts = {g: n for g, n in ds.counts().items() if n}
+    if len(counts) < 2:
+        found = ", ".join(f"{g} ({n} tracks)" for g, n in counts.items()) or "none"
+        raise DatasetError(
+            f"{ds.root}: a genre classifier needs tracks of at least 2 genres; found {len(counts)}: {found}; "
+            "add folders <root>/<genre>/<file> for more genres"
+        )
+
+
 def config_split(ds: Dataset, config: TrainConfig) -> dict[str, str]:
-    """The track split ``config`` asks for (``track_id -> part``; see :func:`genrelib.datasets.splits.make_split`)."""
+    """The track split ``config`` asks for (``track_id -> part``; see :func:`genrelib.datasets.splits.make_split`),
+    after :func:`check_genres`."""
+    check_genres(ds)
     return make_split(
         ds,
         kind=config.split,
