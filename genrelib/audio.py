@@ -101,17 +101,21 @@ def _declared_data_bytes(path: Path) -> int | None:
 
 def _open(path: Path) -> sf.SoundFile:
     if not path.exists():
-        raise AudioError(f"{path}: no such file; check the path")
+        raise AudioError(f"{path}: no such file (deleted or moved?); check the path")
     if path.is_dir():
         raise AudioError(f"{path}: is a folder, not an audio file")
     _check_extension(path)
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: the file is empty (0 bytes); re-copy or re-download it")
     try:
+        if path.stat().st_size == 0:
+            raise AudioError(f"{path}: the file is empty (0 bytes); re-copy or re-download it")
         with open(path, "rb"):
             pass
     except PermissionError as exc:
         raise AudioError(f"{path}: permission denied; make it readable (chmod a+r) or run as its owner") from exc
+    except FileNotFoundError as exc:  # gone between the checks above and here
+        raise AudioError(f"{path}: no such file (deleted or moved while genrelib read it); check the path") from exc
+    except OSError as exc:
+        raise AudioError(f"{path}: cannot be read ({exc.strerror or exc}); check the file and its disk") from exc
     try:
         with _quiet_c_stderr(path.suffix.lower() == ".mp3"):
             f = sf.SoundFile(path)

@@ -757,3 +757,46 @@ def test_nested_folders_with_equal_file_names_are_distinct_tracks(tmp_path, writ
     report = evaluate_folder(res.model, tmp_path / "nested", part="test", n_jobs=1)
     assert report.part_recorded == report.part_found == len(report.track_ids) == len(test)
     assert sorted(report.track_ids) == sorted(test)
+
+
+# 6. files that change under genrelib, odd names, a reader that goes away
+
+
+def test_a_track_deleted_between_scan_and_extract_is_skipped_with_its_reason(tmp_path, write):
+    for g, f0 in (("a", 300), ("b", 2000)):
+        for i in range(2):
+            write(f"data/{g}/{i}.wav", sine(f0 + 50 * i, 1.0))
+    ds = datasets.scan(tmp_path / "data")
+    (tmp_path / "data" / "b" / "1.wav").unlink()  # as notebook 02 may meet it: scan, then extract
+    fs = features.extract(ds, features.FeatureConfig(kind="summary"), n_jobs=1, progress=False)
+    assert set(fs.tracks) == {"a/0.wav", "a/1.wav", "b/0.wav"}
+    ((tid, why),) = fs.skipped
+    assert tid == "b/1.wav" and "no such file" in why
+    assert ds.manifest()["tracks"][-1][2:] == [None, None]
+
+
+def test_names_with_control_characters_print_as_one_line(tmp_path, write, capsys):
+    from genrelib.cli.main import main
+
+    write("data/a/ok.wav", sine(300, 1.0))
+    write("data/b/ok.wav", sine(2000, 1.0))
+    evil = tmp_path / "data" / "b" / "x.wav\n  forged.wav: looks fine\x1b[2K.wav"
+    evil.write_bytes(b"not audio at all" * 10)
+    assert main(["scan", str(tmp_path / "data")]) == 1
+    out, err = capsys.readouterr()
+    listed = [line for line in out.splitlines() if line.startswith("  ") and ".wav" in line]
+    assert len(listed) == 1 and "\\n  forged.wav" in listed[0] and "\x1b" not in out
+    assert main(["predict", str(evil), "--model", "reference"]) != 0
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("genrelib: error: ") and "\\x1b" in errors[0]
+
+
+def test_predict_into_a_closed_pipe_exits_quietly(tiny_tree):
+    songs = sorted(map(str, tiny_tree.rglob("*.wav")))[:2]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen([*GL, "predict", *songs], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # the reader (`| head`) is gone before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in err and "BrokenPipeError" not in err and "Exception ignored" not in err, err

@@ -13,11 +13,28 @@ from genrelib.errors import GenrelibError
 REGISTERED = "genre-classifier"
 
 
+def one_line(text) -> str:
+    """``text`` with its control characters escaped (a newline as ``\\n``, an escape as ``\\x1b``, a Unicode line
+    separator as ``\\u2028``): a file name that holds them prints as one line and cannot forge report lines or
+    terminal colours."""
+    import unicodedata
+
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(
+        ch
+        if ch == " " or unicodedata.category(ch)[0] not in "CZ" or unicodedata.category(ch) == "Zs"
+        else ascii(ch)[1:-1]
+        for ch in text
+    )
+
+
 def print_skipped(skipped: list[tuple[str, str]]) -> None:
     if skipped:
         print(f"skipped {len(skipped)} files:")
         for tid, why in skipped:
-            print(f"  {tid}: {why}")
+            print(f"  {one_line(tid)}: {one_line(why)}")
 
 
 def skipped_exit(skipped: list[tuple[str, str]]) -> int:
@@ -34,7 +51,7 @@ def skipped_exit(skipped: list[tuple[str, str]]) -> int:
 
 def print_failures(failures) -> None:
     for _, why in failures:
-        print(f"genrelib: error: {why}", file=sys.stderr)
+        print(f"genrelib: error: {one_line(why)}", file=sys.stderr)
 
 
 def check_writable(path: Path, option: str, example: str) -> None:

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from genrelib.cli.common import check_writable, print_skipped, skipped_exit
+from genrelib.cli.common import check_writable, one_line, print_skipped, skipped_exit
 from genrelib.errors import GenrelibError
 
 
@@ -59,9 +59,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from genrelib.datasets.tracks import scan
 
     ds = scan(args.root, full=args.full)
-    print(f"{ds.root}: {len(ds.tracks)} tracks in {len(ds.genres)} genres")
+    print(f"{one_line(ds.root)}: {len(ds.tracks)} tracks in {len(ds.genres)} genres")
     for genre, n in ds.counts().items():
-        print(f"  {genre:<12} {n:>5}")
+        print(f"  {one_line(genre):<12} {n:>5}")
     if args.full:
         print("every file decoded to the end, as features and train decode them")
     else:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genrelib.cli.common import print_failures, print_metrics
+from genrelib.cli.common import one_line, print_failures, print_metrics
 from genrelib.errors import GenrelibError
 
 
@@ -40,7 +40,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if report.wrong:
         print("most confidently wrong tracks:")
         for w in report.wrong[:5]:
-            print(f"  {w['track_id']}: {w['true']} predicted as {w['predicted']} ({w['probability']:.2f})")
+            print(f"  {one_line(w['track_id'])}: {w['true']} predicted as {w['predicted']} ({w['probability']:.2f})")
     if not args.no_log:
         with tracking.start_run(
             f"evaluate-{model.family}",
@@ -117,11 +117,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         )
         for p in preds:  # stdout stays CSV
             if k_tags and p.tags_note:
-                print(f"note: {p.path}: {p.tags_note}", file=sys.stderr)
+                print(f"note: {one_line(p.path)}: {p.tags_note}", file=sys.stderr)
     else:
         for p in preds:
             top = "  ".join(f"{g} {q:.2f}" for g, q in p.top(genres, args.top_k))
-            print(f"{p.path}  [{p.duration:6.1f} s]  {top}" + (f"  | tags: {tags_text(p)}" if k_tags else ""))
+            print(f"{one_line(p.path)}  [{p.duration:6.1f} s]  {top}" + (f"  | tags: {tags_text(p)}" if k_tags else ""))
             if k_tags and p.tags_note:
                 print(f"    note: {p.tags_note}")
             if args.timeline:
@@ -154,7 +154,8 @@ def cmd_personal_test(args: argparse.Namespace) -> int:
     if res.warning:
         print(res.warning, file=sys.stderr)
     if len(res.songs):
-        print(res.song_table().to_string(index=False))
+        table = res.song_table()
+        print(table.map(lambda v: one_line(v) if isinstance(v, str) else v).to_string(index=False))
     if res.labelled:
         for level, m in (("song", res.song_metrics), ("window", res.window_metrics)):
             print(

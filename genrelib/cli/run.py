@@ -12,7 +12,7 @@ import sys
 
 from genrelib import __version__
 from genrelib.audio import MIN_SECONDS
-from genrelib.cli.common import STREAMED, add_scale_options, add_training_options
+from genrelib.cli.common import STREAMED, add_scale_options, add_training_options, one_line
 from genrelib.cli.data import cmd_demo_data, cmd_features, cmd_scan
 from genrelib.cli.inference import cmd_evaluate, cmd_personal_test, cmd_predict
 from genrelib.cli.notebooks import cmd_notebook, cmd_run_all
@@ -397,6 +397,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class OneLineFormatter(logging.Formatter):
+    """Log lines whose message has its control characters escaped (:func:`genrelib.cli.common.one_line`)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's hook
+        record.message = one_line(record.message)
+        return super().formatMessage(record)
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (or SIGHUP) arrived: unwinds like Ctrl-C, so that an MLflow run in progress ends as KILLED."""
 
@@ -420,7 +428,7 @@ def _progress_lines(stream) -> logging.Handler | None:
         return None
     log = logging.getLogger("genrelib.progress")
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("genrelib: %(message)s"))
+    handler.setFormatter(OneLineFormatter("genrelib: %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False  # once, also with -v
@@ -451,14 +459,27 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(name)s: %(message)s"
     )
+    for h in logging.getLogger().handlers:  # file names in log lines: one line each, as in the reports
+        h.setFormatter(OneLineFormatter(h.formatter._fmt if h.formatter else None))
     progress_handler = _progress_lines(sys.stderr)
     handled = (signal.SIGTERM, signal.SIGHUP) if threading.current_thread() is threading.main_thread() else ()
     previous = {s: signal.signal(s, _terminate) for s in handled}
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a reader that went away is met here, not as a traceback at exit
+        return code
     except GenrelibError as exc:
-        print(f"genrelib: error: {exc}", file=sys.stderr)
+        print(f"genrelib: error: {one_line(exc)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`genrelib predict ... | head`): stop quietly. Output still buffered would raise
+        # again at exit, so stdout is pointed at /dev/null first.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):  # no real stdout (tests capture it): nothing left to flush there
+            pass
+        return 141  # 128 + SIGPIPE, as a shell reports a command that a closed pipe stopped
     except Terminated as exc:
         print(f"genrelib: stopped by {signal.Signals(exc.signum).name}", file=sys.stderr)
         return 128 + exc.signum

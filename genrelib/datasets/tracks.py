@@ -66,10 +66,7 @@ class Dataset:
 
     def manifest(self) -> dict:
         """A JSON-able record of the data: root, genres, each track's id, size and mtime, skipped files."""
-        rows = []
-        for t in self.tracks:
-            st = t.path.stat()
-            rows.append([t.track_id, t.genre, st.st_size, int(st.st_mtime)])
+        rows = [[t.track_id, t.genre, *file_signature(t.path)] for t in self.tracks]
         return {"root": str(self.root), "genres": self.genres, "tracks": rows, "skipped": self.skipped}
 
     def table(self, split: dict[str, str] | None = None):
@@ -86,6 +83,16 @@ class Dataset:
         m = self.manifest()
         payload = json.dumps({"genres": m["genres"], "tracks": m["tracks"]}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def file_signature(path: Path) -> tuple[int | None, int | None]:
+    """A file's size and whole-second modification time, or ``(None, None)`` when it has gone (deleted or moved
+    since the folder was scanned): the file is then reported when it is read, not here as a traceback."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None, None
+    return st.st_size, int(st.st_mtime)
 
 
 def find_root(root: str | Path) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from genrelib import audio
-from genrelib.datasets.tracks import Track
+from genrelib.datasets.tracks import Track, file_signature
 from genrelib.errors import AudioError, ModelError
 from genrelib.features.cache import default_cache_dir
 from genrelib.features.compute import window_features
@@ -31,13 +31,12 @@ def copy_cache_path(
 ) -> Path:
     """Where one track's augmented copies are cached: keyed by the feature configuration, the augmentation
     settings, the seed and the file (id, size, modification time)."""
-    st = track.path.stat()
     payload = json.dumps(
         {
             "features": config.hash(),
             "augment": wave.to_dict(),
             "seed": int(seed),
-            "track": [track.track_id, st.st_size, int(st.st_mtime)],
+            "track": [track.track_id, *file_signature(track.path)],
         },
         sort_keys=True,
     )
