@@ -800,3 +800,84 @@ def test_predict_into_a_closed_pipe_exits_quietly(tiny_tree):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert "Traceback" not in err and "BrokenPipeError" not in err and "Exception ignored" not in err, err
+
+
+# 4. every file genrelib reads back is validated: a bad one is named and computed again, never trusted
+
+
+def _small_tree(tmp_path, write):
+    for g, f0 in (("classical", 300), ("metal", 2000)):
+        for i in range(3):
+            write(f"data/{g}/{i}.wav", sine(f0 + 50 * i, 1.0))
+    return datasets.scan(tmp_path / "data")
+
+
+def test_a_bad_feature_cache_entry_is_named_and_computed_again(tmp_path, write, capsys):
+    from genrelib.cli.main import main
+    from genrelib.features.cache import cache_path
+
+    ds = _small_tree(tmp_path, write)
+    cfg = features.FeatureConfig(kind="summary")
+    good = features.extract(ds, cfg, n_jobs=1, progress=False)
+    entry = cache_path(ds, cfg)
+    # a hand-edited label: classical/0.wav relabelled metal in the cached rows
+    edited = features.FeatureSet.load(entry)
+    edited.row_genres = np.where(edited.track_ids == "classical/0.wav", "metal", edited.row_genres)
+    edited.save(entry)
+    fs = features.extract(ds, cfg, n_jobs=1, progress=False)
+    assert (fs.row_genres[fs.track_ids == "classical/0.wav"] == "classical").all()
+    assert len(fs.repaired) == 1 and "labels classical/0.wav as 'metal'" in fs.repaired[0]
+    np.testing.assert_array_equal(fs.X, good.X)
+    assert features.extract(ds, cfg, n_jobs=1, progress=False).repaired == []  # the entry was rewritten
+    for damage in (b"", b"PK\x03\x04 garbage", entry.read_bytes()[: entry.stat().st_size // 2]):
+        entry.write_bytes(damage)
+        out = tmp_path / "out.csv"
+        assert main(["features", str(tmp_path / "data"), "--kind", "summary", "--out", str(out), "--jobs", "1"]) == 0
+        err = capsys.readouterr().err
+        assert str(entry) in err and "computed again" in err and "Traceback" not in err
+        assert "allow_pickle" not in err and "unpickl" not in err.lower()
+        assert out.exists()
+
+
+def test_an_edited_store_record_is_named_and_its_shard_computed_again(tmp_path, write):
+    import json
+
+    from genrelib.features import store
+
+    ds = _small_tree(tmp_path, write)
+    cfg = features.FeatureConfig(kind="summary")
+    first = store.extract_to_store(ds, cfg, tmp_path / "s", shard_size=2, n_jobs=1, progress=False)
+    rec_path = first.path / "shards" / "shard-00000.json"
+    rec = json.loads(rec_path.read_text())
+    assert rec["tracks"][0][:2] == ["classical/0.wav", "classical"]
+    rec["tracks"][0][1] = "metal"  # one track's genre changed by hand
+    rec_path.write_text(json.dumps(rec))
+    again = store.extract_to_store(ds, cfg, tmp_path / "s", shard_size=2, n_jobs=1, progress=False)
+    assert len(again.repaired) == 1 and "labels classical/0.wav as 'metal'" in again.repaired[0]
+    assert str(rec_path) in again.repaired[0]
+    assert set(again.index.loc[again.index.track_id == "classical/0.wav", "genre"]) == {"classical"}
+    for broken in ("", "[]", '{"rows": "many"}'):
+        rec_path.write_text(broken)
+        assert len(store.extract_to_store(ds, cfg, tmp_path / "s", n_jobs=1, progress=False).repaired) == 1
+    (first.path / "manifest.json").write_text("{")  # the manifest too: read back, never trusted
+    assert set(store.extract_to_store(ds, cfg, tmp_path / "s", n_jobs=1, progress=False).tracks) == {
+        t.track_id for t in ds.tracks
+    }
+    from genrelib.errors import FeatureError
+    from genrelib.features.stored import open_store
+
+    manifest = json.loads((first.path / "manifest.json").read_text())
+    (first.path / "manifest.json").write_text(json.dumps({**manifest, "tracks": 99}))
+    with pytest.raises(FeatureError, match=r"index.parquet lists 6 tracks .*manifest.json 99; the store was edited"):
+        open_store(first.path)
+
+
+def test_a_damaged_model_metadata_file_is_named(tmp_path):
+    from genrelib.errors import ModelError
+    from genrelib.inference.predict import load_model, reference_model_path
+
+    shutil.copytree(reference_model_path(), tmp_path / "m")
+    for text in ("", "{", "[]", '{"genres": []}'):
+        (tmp_path / "m" / "genrelib-model.json").write_text(text)
+        with pytest.raises(ModelError, match=r"genrelib-model.json: the model's metadata is unreadable or malformed"):
+            load_model(tmp_path / "m")

@@ -103,6 +103,8 @@ def cmd_features(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty(),
         scheduler=args.scheduler,
     )
+    for problem in fs.repaired:
+        print(f"genrelib: warning: {one_line(problem)}", file=sys.stderr)
     if fs.cache_error:
         print(f"genrelib: warning: {fs.cache_error}", file=sys.stderr)
     try:
@@ -164,7 +166,7 @@ def features_store(args: argparse.Namespace, cfg) -> int:
         progress=sys.stderr.isatty(),
     )
     for problem in sfs.repaired:
-        print(f"genrelib: warning: recomputed shard {problem}", file=sys.stderr)
+        print(f"genrelib: warning: recomputed shard {one_line(problem)}", file=sys.stderr)
     print(
         f"{cfg.kind} features of {len(sfs.tracks)} tracks: {len(sfs)} rows of {tuple(cfg.row_shape)} float32 in "
         f"{sfs.manifest['n_shards']} shards -> {sfs.path}"

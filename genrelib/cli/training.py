@@ -6,7 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from genrelib.cli.common import REGISTERED, print_metrics, print_skipped, print_split_table, skipped_exit, train_config
+from genrelib.cli.common import (
+    REGISTERED,
+    one_line,
+    print_metrics,
+    print_skipped,
+    print_split_table,
+    skipped_exit,
+    train_config,
+)
 from genrelib.errors import DatasetError
 
 
@@ -102,6 +110,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if res.registered_version:
         print(f"registered as {REGISTERED}/{res.registered_version}; model URI {res.model_uri}")
         print(res.extra["alias_reason"])
+    for problem in getattr(res.features, "repaired", []):
+        print(f"genrelib: warning: {one_line(problem)}", file=sys.stderr)
     if res.features.cache_error:
         print(f"genrelib: warning: {res.features.cache_error}", file=sys.stderr)
     return skipped_exit(res.extra["skipped"])

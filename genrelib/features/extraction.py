@@ -73,9 +73,19 @@ def extract(
 
     config = config or FeatureConfig()
     path = cache_path(dataset, config, cache_dir)
+    repaired = []
     if use_cache and path.exists():
         logger.info("reading cached features %s", path)
-        fs = FeatureSet.load(path)
+        try:
+            fs = FeatureSet.load(path)
+            problem = fs.problem(dataset, config)
+        except FeatureError as exc:
+            fs, problem = None, str(exc)
+        if problem is not None:  # never trusted: computed again below, and the entry rewritten
+            why = problem if problem.startswith(str(path)) else f"{path}: {problem}"
+            logger.warning("the feature cache entry is bad and is computed again: %s", why)
+            repaired.append(f"cache entry {why}; computed again")
+    if use_cache and path.exists() and not repaired:
         # The cache is keyed by the readable tracks, so files that scan skips now (added, or broken, since) may
         # differ from those of the extraction that wrote it: they come from this scan; the tracks that failed to
         # decode then are tracks of this data too, and still fail.
@@ -89,6 +99,7 @@ def extract(
         fs = extract_to_store(
             dataset, config, Path(cache_dir or default_cache_dir()) / "store", scheduler=scheduler, progress=progress
         ).load()
+        fs.repaired = repaired
         return _cache(fs, path) if use_cache else fs
     n_jobs = n_jobs or os.cpu_count() or 1
     if config.kind == "musicnn":
@@ -141,6 +152,7 @@ def extract(
         config=config,
         skipped=skipped,
     )
+    fs.repaired = repaired
     return _cache(fs, path) if use_cache else fs
 
 

@@ -9,6 +9,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,9 @@ class FeatureSet:
     cache_error : str or None
         Set by :func:`extract` when the features were computed but could not be written to the cache (why, and
         the fix); not saved with the features.
+    repaired : list of str
+        Set by :func:`extract`: cache entries found unreadable or not matching the data (named, with why) and
+        computed again; not saved with the features.
     """
 
     X: np.ndarray
@@ -51,6 +55,7 @@ class FeatureSet:
     config: FeatureConfig
     skipped: list[tuple[str, str]] = field(default_factory=list)
     cache_error: str | None = None
+    repaired: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.X)
@@ -159,10 +164,38 @@ class FeatureSet:
                     config=FeatureConfig.from_dict(meta["config"]),
                     skipped=[tuple(s) for s in meta["skipped"]],
                 )
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        except (OSError, EOFError, KeyError, IndexError, TypeError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
             raise FeatureError(
                 f"{path}: not a readable genrelib feature file ({exc}); delete it and extract again"
             ) from exc
+
+    def problem(self, dataset, config: FeatureConfig) -> str | None:
+        """Why these features (read back from a cache) are not ``dataset``'s ``config`` features; None when they are.
+
+        Checks the configuration, the genre list, the shapes of every column, that every track is a track of
+        ``dataset`` with its genre (its folder's name: a hand-edited label is caught here) and that every value
+        is finite.
+        """
+        genre_of = {t.track_id: t.genre or "" for t in dataset.tracks}
+        n = len(self.X)
+        if self.config != config:
+            return "it holds features of another configuration"
+        if list(self.genres) != list(dataset.genres):
+            return f"its genres {list(self.genres)} are not the data's {list(dataset.genres)}"
+        if tuple(self.X.shape[1:]) != tuple(config.row_shape) or any(
+            len(a) != n for a in (self.track_ids, self.window, self.segment, self.row_genres)
+        ):
+            return "its columns have inconsistent shapes"
+        strangers = sorted(set(self.track_ids.tolist()) - set(genre_of))
+        if strangers:
+            return f"it holds tracks that are not in the data ({strangers[0]!r} ...)"
+        wrong = [(t, g) for t, g in zip(self.track_ids.tolist(), self.row_genres.tolist()) if genre_of[t] != g]
+        if wrong:
+            t, g = wrong[0]
+            return f"it labels {t} as {g!r}, but the track is in the folder {genre_of[t]!r}"
+        if not np.isfinite(self.X).all():
+            return "it holds values that are not finite"
+        return None
 
     def table(self) -> pandas.DataFrame:  # noqa: F821
         """Per-window features as a table: ``filename``, ``window``, the named columns (the 57 of the GTZAN

@@ -166,6 +166,38 @@ def write_rows(
     return record
 
 
+def record_problem(record: dict, tracks: Sequence[Track]) -> str | None:
+    """Why a shard's record does not describe ``tracks`` (its planned tracks); None when it does.
+
+    Every planned track is listed once, as read (with its genre: its folder's name, so a label edited by hand is
+    caught) or as skipped (with a reason), in order; the row ranges follow each other from 0 to ``rows``.
+    """
+    try:
+        entries, skipped, rows = record["tracks"], record["skipped"], record["rows"]
+        if not (isinstance(rows, int) and rows >= 0 and isinstance(entries, list) and isinstance(skipped, list)):
+            return "malformed record (rows, tracks or skipped)"
+        genre_of = {t.track_id: t.genre or "" for t in tracks}
+        listed = [e[0] for e in entries] + [s[0] for s in skipped]
+        if sorted(listed) != sorted(genre_of) or len(set(listed)) != len(listed):
+            return "lists other tracks than the shard's"
+        stop = 0
+        for tid, genre, start, end, windows in entries:
+            if genre != genre_of[tid]:
+                return f"labels {tid} as {genre!r}, but the track is in the folder {genre_of[tid]!r}"
+            if not (isinstance(start, int) and isinstance(end, int) and isinstance(windows, int)):
+                return f"malformed rows of {tid}"
+            if start != stop or end < start:
+                return f"rows of {tid} ({start}:{end}) do not follow the previous track's"
+            stop = end
+        if stop != rows:
+            return f"its tracks cover {stop} rows, not the {rows} it records"
+        if not all(isinstance(s, list | tuple) and len(s) == 2 and all(isinstance(x, str) for x in s) for s in skipped):
+            return "malformed list of skipped files"
+    except (KeyError, TypeError, ValueError):
+        return "malformed record"
+    return None
+
+
 def check_shard(folder: Path, index: int, tracks: Sequence[Track]) -> tuple[dict | None, str | None]:
     """Whether shard ``index`` is finished and intact.
 
@@ -185,8 +217,11 @@ def check_shard(folder: Path, index: int, tracks: Sequence[Track]) -> tuple[dict
         record = json.loads(rec_path.read_text())
     except (OSError, ValueError) as exc:
         return None, f"{rec_path}: unreadable record ({exc})"
-    if record.get("ids_hash") != _ids_hash(tracks):
+    if not isinstance(record, dict) or record.get("ids_hash") != _ids_hash(tracks):
         return None, f"{data_path}: holds other tracks than planned (a different shard size or track list)"
+    problem = record_problem(record, tracks)
+    if problem is not None:
+        return None, f"{rec_path}: {problem}"
     if not data_path.exists():
         return None, f"{data_path}: missing"
     if data_path.stat().st_size != record.get("bytes") or _sha256(data_path) != record.get("sha256"):

@@ -124,9 +124,12 @@ def extract_to_store(
         if p.exists():
             try:
                 previous = json.loads(p.read_text())
-                break
+                if isinstance(previous, dict) and isinstance(previous.get("shard_size"), int):
+                    break
             except (OSError, ValueError):
                 pass
+            logger.warning("%s: unreadable or malformed; its store is checked shard by shard and resumed", p)
+            previous = None
     if previous is not None and shard_size is not None and int(previous["shard_size"]) != int(shard_size):
         raise FeatureError(
             f"the store {folder} was written with --shard-size {previous['shard_size']}, not "

@@ -33,9 +33,33 @@ def open_store(folder: str | Path) -> StoredFeatureSet:
             f"{folder} is not a finished genrelib feature store ({exc}); run `genrelib features "
             f"DATA --store {folder.parent}` (it resumes an interrupted extraction)"
         ) from exc
-    if manifest.get("format") != FORMAT:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise FeatureError(f"{folder}/manifest.json is not a genrelib feature store manifest")
+    problem = _index_problem(manifest, index)
+    if problem:
+        raise FeatureError(
+            f"{folder}: {problem}; the store was edited or damaged: run `genrelib features DATA --store "
+            f"{folder.parent}` to check it shard by shard and compute again what is bad"
+        )
     return StoredFeatureSet(folder, manifest, index)
+
+
+def _index_problem(manifest: dict, index) -> str | None:
+    """Why a store's manifest and index disagree with each other; None when they agree."""
+    need = {"track_id", "genre", "shard", "row_start", "row_stop", "windows"}
+    if not need <= set(index.columns):
+        return f"index.parquet lacks the columns {sorted(need - set(index.columns))}"
+    genres, tracks, shards = manifest.get("genres"), manifest.get("tracks"), manifest.get("shards")
+    if not (isinstance(genres, list) and isinstance(tracks, int) and isinstance(shards, list)):
+        return "manifest.json lacks its genres, tracks or shards"
+    if len(index) != tracks or index["track_id"].duplicated().any():
+        return f"index.parquet lists {len(index)} tracks (or some twice), manifest.json {tracks}"
+    strange = sorted(set(index["genre"]) - set(genres))
+    if strange:
+        return f"index.parquet has genres {strange} that manifest.json does not"
+    if ((index["row_stop"] < index["row_start"]) | (index["shard"] < 0) | (index["shard"] >= len(shards))).any():
+        return "index.parquet has rows outside the shards"
+    return None
 
 
 class StoredFeatureSet:

@@ -140,7 +140,15 @@ class GenreModel:
                 f"{path} is not a genrelib model folder (no {META}); give a folder written by "
                 "GenreModel.save, an MLflow model URI or a registry name"
             )
-        meta = json.loads((path / META).read_text())
+        try:
+            meta = json.loads((path / META).read_text())
+            if not isinstance(meta, dict) or not isinstance(meta.get("family"), str):
+                raise ValueError("no family recorded")
+        except (OSError, ValueError) as exc:
+            raise ModelError(
+                f"{path / META}: the model's metadata is unreadable or malformed ({exc}); the model folder is "
+                "damaged: copy it again, or use another model"
+            ) from exc
         if meta.get("family") == ENSEMBLE:  # members' folders inside; each read by this method
             return EnsembleModel.load(path, load_member=cls.load)
         family = check_family(meta["family"])

@@ -8,6 +8,8 @@ import hashlib
 import json
 import logging
 import os
+import zipfile
+import zlib
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -78,8 +80,18 @@ def track_copies(
 def _cached_copies(track: Track, config: FeatureConfig, wave: WaveAugment, seed: int, cache_dir, use_cache: bool):
     path = copy_cache_path(track, config, wave, seed, cache_dir)
     if use_cache and path.exists():
-        with np.load(path, allow_pickle=False) as z:
-            return track, (z["X"], z["copy"], z["window"], json.loads(str(z["settings"]))), None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                X, copy, window = z["X"], z["copy"], z["window"]
+                settings = json.loads(str(z["settings"]))
+            n = len(X)
+            shaped = tuple(X.shape[1:]) == tuple(config.row_shape) and len(copy) == len(window) == n
+            if shaped and np.isfinite(X).all() and isinstance(settings, list) and len(settings) == wave.copies:
+                return track, (X, copy, window, settings), None
+            why = "its arrays do not fit the configuration"
+        except (OSError, EOFError, KeyError, IndexError, TypeError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
+            why = f"unreadable ({type(exc).__name__}: {exc})"
+        logger.warning("augmented-copy cache entry %s: %s; computed again", path, why)  # never trusted
     try:
         X, copy, window, settings = track_copies(track, config, wave, seed)
     except AudioError as exc:
