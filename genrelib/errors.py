@@ -19,3 +19,7 @@ class FeatureError(GenrelibError):
 
 class ModelError(GenrelibError):
     """A model cannot be built, found, loaded or applied to the given data."""
+
+
+class TrackingError(GenrelibError):
+    """The MLflow tracking store cannot be used: locked, read-only, missing or not a database."""

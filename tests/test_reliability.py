@@ -881,3 +881,95 @@ def test_a_damaged_model_metadata_file_is_named(tmp_path):
         (tmp_path / "m" / "genrelib-model.json").write_text(text)
         with pytest.raises(ModelError, match=r"genrelib-model.json: the model's metadata is unreadable or malformed"):
             load_model(tmp_path / "m")
+
+
+# 5. a tracking store that cannot be written: one line naming it and the fix, before any work
+
+
+def _store_db() -> Path:
+    return Path(os.environ["MLFLOW_TRACKING_URI"][len("sqlite:///") :])
+
+
+def test_a_locked_store_is_waited_for_then_one_line(tiny_tree, monkeypatch, capsys):
+    import sqlite3
+
+    from genrelib import tracking
+    from genrelib.cli.main import main
+
+    tracking.setup()
+    monkeypatch.setenv("GENRELIB_STORE_WAIT", "1")
+    holder = sqlite3.connect(_store_db())
+    holder.execute("BEGIN EXCLUSIVE")  # another process holds the store
+    try:
+        t0 = time.perf_counter()
+        assert main(["evaluate", "reference", str(tiny_tree)]) == 2
+        assert time.perf_counter() - t0 < 10  # a bounded wait, and no evaluation before it
+    finally:
+        holder.rollback()
+        holder.close()
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert "is locked by another process; waiting up to 1 s" in lines[0]
+    assert lines[-1].startswith("genrelib: error: the tracking store ") and "GENRELIB_STORE_WAIT" in lines[-1]
+    assert len(lines) == 2 and str(_store_db()) in lines[-1]
+
+
+def test_a_store_that_is_not_a_database_or_cannot_be_made_is_one_line(tiny_tree, tmp_path, monkeypatch, capsys):
+    import sqlalchemy
+
+    from genrelib import tracking
+    from genrelib.cli.main import main
+
+    bad = tmp_path / "junk" / "mlflow.db"
+    bad.parent.mkdir()
+    bad.write_bytes(b"this is not a database" * 50)
+    for uri, words in (
+        (f"sqlite:///{bad}", "is not an SQLite database"),
+        ("sqlite:////proc/none/m.db", "cannot be made"),
+    ):
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        assert main(["evaluate", "reference", str(tiny_tree)]) == 2
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(err) == 1 and words in err[0] and "MLFLOW_TRACKING_URI" in err[0]
+    # met in the middle of a command (another process took the lock later): the same words
+    exc = sqlalchemy.exc.OperationalError(
+        "INSERT INTO runs", {}, __import__("sqlite3").OperationalError("database is locked")
+    )
+    assert "is locked by another process" in tracking.store_problem(exc, f"sqlite:///{bad}")
+
+
+def test_a_read_only_store_is_one_line(tiny_tree, tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    subprocess.run([sys.executable, "-c", "from genrelib import tracking; tracking.setup()"], env=env, check=True)
+    (folder / "mlflow.db").chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        r = subprocess.run(
+            [*_without_root_powers(), *GL, "evaluate", "reference", str(tiny_tree)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+    finally:
+        folder.chmod(0o755)
+    assert r.returncode == 2, r.stderr
+    err = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(err) == 1 and "is read-only" in err[0] and "Traceback" not in r.stderr
+
+
+def test_a_registered_model_whose_files_were_deleted_says_so(tiny_tree):
+    import mlflow
+
+    from genrelib.errors import ModelError
+    from genrelib.inference.predict import load_model
+    from genrelib.training.config import TrainConfig
+    from genrelib.training.trainer import train
+
+    res = train(tiny_tree, TrainConfig(family="summary", seed=1), n_jobs=1)
+    where = mlflow.MlflowClient().get_model_version_download_uri("genre-classifier", res.registered_version)
+    shutil.rmtree(where[len("file://") :])
+    for ref in (f"genre-classifier/{res.registered_version}", "genre-classifier@summary", res.run_id):
+        with pytest.raises(ModelError, match=r"the model's files are missing at /"):
+            load_model(ref)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -28,6 +29,28 @@ def one_line(text) -> str:
         else ascii(ch)[1:-1]
         for ch in text
     )
+
+
+class OneLineFormatter(logging.Formatter):
+    """Log lines whose message has its control characters escaped (:func:`genrelib.cli.common.one_line`)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's hook
+        record.message = one_line(record.message)
+        return super().formatMessage(record)
+
+
+def store_failure(exc: BaseException) -> str | None:
+    """One line when ``exc`` is the tracking store's failure met in the middle of a command (locked, read-only,
+    not a database); None otherwise. MLflow is imported only when the exception comes from a database."""
+    chain, e = [], exc
+    while e is not None and len(chain) < 20:
+        chain.append(type(e).__module__)
+        e = e.__cause__ or e.__context__
+    if not any(m.startswith(("sqlite3", "sqlalchemy", "mlflow")) for m in chain):
+        return None
+    from genrelib import tracking
+
+    return tracking.store_problem(exc, tracking.tracking_uri())
 
 
 def print_skipped(skipped: list[tuple[str, str]]) -> None:

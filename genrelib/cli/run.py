@@ -12,7 +12,14 @@ import sys
 
 from genrelib import __version__
 from genrelib.audio import MIN_SECONDS
-from genrelib.cli.common import STREAMED, add_scale_options, add_training_options, one_line
+from genrelib.cli.common import (
+    STREAMED,
+    OneLineFormatter,
+    add_scale_options,
+    add_training_options,
+    one_line,
+    store_failure,
+)
 from genrelib.cli.data import cmd_demo_data, cmd_features, cmd_scan
 from genrelib.cli.inference import cmd_evaluate, cmd_personal_test, cmd_predict
 from genrelib.cli.notebooks import cmd_notebook, cmd_run_all
@@ -397,14 +404,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class OneLineFormatter(logging.Formatter):
-    """Log lines whose message has its control characters escaped (:func:`genrelib.cli.common.one_line`)."""
-
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's hook
-        record.message = one_line(record.message)
-        return super().formatMessage(record)
-
-
 class Terminated(KeyboardInterrupt):
     """SIGTERM (or SIGHUP) arrived: unwinds like Ctrl-C, so that an MLflow run in progress ends as KILLED."""
 
@@ -423,12 +422,13 @@ def _terminate(signum, frame) -> None:
 def _progress_lines(stream) -> logging.Handler | None:
     """Show progress as log lines on ``stream`` when it is not a terminal (a log file, a pipe), where a tqdm bar
     would write nothing readable; on a terminal the commands draw bars instead (``progress=sys.stderr.isatty()``).
-    Returns the handler to remove when the command ends (None on a terminal)."""
-    if stream.isatty():
-        return None
+    On a terminal only notices (warnings: a locked store waited for) are shown. Returns the handler to remove
+    when the command ends."""
     log = logging.getLogger("genrelib.progress")
     handler = logging.StreamHandler(stream)
     handler.setFormatter(OneLineFormatter("genrelib: %(message)s"))
+    # on a terminal the bars show progress; notices (a locked store being waited for) show all the same
+    handler.setLevel(logging.WARNING if stream.isatty() else logging.INFO)
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False  # once, also with -v
@@ -441,6 +441,10 @@ def _progress_lines_off(handler: logging.Handler | None) -> None:
         log.removeHandler(handler)
         log.setLevel(logging.NOTSET)
         log.propagate = True
+
+
+#: Commands that log to the tracking store unless given --no-log: its check comes before any of their work.
+LOGGING_COMMANDS = ("train", "sweep", "evaluate", "ensemble", "personal-test", "train-reference", "notebook", "run-all")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -465,6 +469,10 @@ def main(argv: list[str] | None = None) -> int:
     handled = (signal.SIGTERM, signal.SIGHUP) if threading.current_thread() is threading.main_thread() else ()
     previous = {s: signal.signal(s, _terminate) for s in handled}
     try:
+        if args.command in LOGGING_COMMANDS and not getattr(args, "no_log", False):
+            from genrelib import tracking
+
+            tracking.setup()  # a store that cannot be written: one line now, not after the work
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a reader that went away is met here, not as a traceback at exit
         return code
@@ -486,6 +494,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("genrelib: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        why = store_failure(exc)
+        if why is None:
+            raise
+        print(f"genrelib: error: {one_line(why)}", file=sys.stderr)
+        return 2
     finally:
         for s, handler in previous.items():
             signal.signal(s, signal.SIG_DFL if handler is None else handler)

@@ -48,9 +48,12 @@ from genrelib.tracking.runs import (
     start_run,
 )
 from genrelib.tracking.server import SERVER_ENV, SERVER_PORT, server_command, wait_for_server
+from genrelib.tracking.store import check_store, store_problem
 
 __all__ = [
     "begin_run",
+    "check_store",
+    "store_problem",
     "copy_metrics",
     "create_parent_run",
     "download_genre_model",

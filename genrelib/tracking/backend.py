@@ -12,6 +12,7 @@ import mlflow
 import mlflow.data
 
 from genrelib.tracking.orphans import reap_orphan_runs, reaped_stores
+from genrelib.tracking.store import check_store
 
 EXPERIMENT = "genrelib"
 
@@ -65,6 +66,7 @@ def setup(uri: str | None = None, experiment: str = EXPERIMENT) -> str:
     # MLflow announces a new SQLite store's schema on stderr at INFO ("Creating initial MLflow database tables...",
     # "Updating database tables"): lines the user did not ask for, once per new store. Warnings still show.
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    check_store(uri)  # locked, read-only, unmakeable or not a database: one line, before MLflow tries
     mlflow.set_tracking_uri(uri)
     exp = mlflow.get_experiment_by_name(experiment)
     if exp is None:

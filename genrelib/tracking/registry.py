@@ -244,16 +244,65 @@ def download_genre_model(ref: str) -> Path:
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
     except Exception as exc:  # mlflow raises several types (MlflowException, OSError) for a missing model
+        missing = _missing_files(uri, ref)
+        if missing:
+            raise ModelError(missing) from exc
         raise ModelError(
             f"model {ref!r} ({uri}) not found in the tracking store {mlflow.get_tracking_uri()}: "
             f"{str(exc).splitlines()[0]}; {_registry_choices()}"
         ) from exc
     folder = local / "artifacts" / "genre_model"
     if not folder.exists():
+        missing = _missing_files(uri, ref)
+        if missing:
+            raise ModelError(missing)
         raise ModelError(
             f"{uri} is not a genrelib audio model (no artifacts/genre_model); log models with genrelib train"
         )
     return folder
+
+
+def _model_location(uri: str) -> str | None:
+    """Where the store says a model's files are (an artifact URI), or None when it cannot say."""
+    client = mlflow.MlflowClient()
+    try:
+        if uri.startswith("models:/"):
+            body = uri[len("models:/") :]
+            if body.startswith("m-"):
+                return mlflow.get_logged_model(body.split("/")[0]).artifact_location
+            if "@" in body:
+                name, alias = body.split("@", 1)
+                version = client.get_model_version_by_alias(name, alias).version
+            else:
+                name, version = body.rsplit("/", 1)
+                if version == "latest":
+                    version = max(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+            return client.get_model_version_download_uri(name, str(version))
+        if uri.startswith("runs:/"):
+            run_id, _, sub = uri[len("runs:/") :].partition("/")
+            models = [m for m in mlflow.search_logged_models(output_format="list") if m.source_run_id == run_id]
+            if models:
+                return models[0].artifact_location
+            return mlflow.get_run(run_id).info.artifact_uri.rstrip("/") + "/" + sub
+    except Exception:  # noqa: BLE001 - no such entry: the caller says "not found" with what the registry holds
+        return None
+    return None
+
+
+def _missing_files(uri: str, ref: str) -> str | None:
+    """The message for a model the store still records but whose files were deleted or moved; None otherwise."""
+    from urllib.parse import unquote, urlparse
+
+    where = _model_location(uri)
+    if not where or not where.startswith("file:"):
+        return None
+    path = Path(unquote(urlparse(where).path))
+    if (path / "artifacts" / "genre_model").is_dir() and (path / "MLmodel").is_file():
+        return None
+    return (
+        f"the model's files are missing at {path}: the tracking store {mlflow.get_tracking_uri()} still records "
+        f"{ref!r}, but its files were deleted or moved; restore them, or train the model again"
+    )
 
 
 def _registry_choices() -> str:
