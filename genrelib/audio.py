@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from genrelib import mp3
 from genrelib.config import MIN_FRACTION, SR, UNSUPPORTED_EXTENSIONS
 from genrelib.errors import AudioError
 
@@ -116,9 +117,23 @@ def _open(path: Path) -> sf.SoundFile:
         raise AudioError(f"{path}: no such file (deleted or moved while genrelib read it); check the path") from exc
     except OSError as exc:
         raise AudioError(f"{path}: cannot be read ({exc.strerror or exc}); check the file and its disk") from exc
+    source, walked = path, None
+    if path.suffix.lower() == ".mp3":
+        walked = mp3.walk(path)  # the true length, from the frames (None: not followable; libsndfile decides)
+        if walked is not None and (walked.cut or (walked.xing_frames or 0) > walked.frames):
+            why = (
+                "its last MPEG frame is cut short"
+                if walked.cut
+                else f"its Xing header counts {walked.xing_frames} frames, the file holds {walked.frames}"
+            )
+            raise AudioError(
+                f"{path}: truncated: {why} (after {walked.seconds:.1f} s of audio); re-copy or re-download the file"
+            )
+        if walked is not None and mp3.needs_true_header(walked):
+            source = mp3.with_true_header(path, walked)  # else libsndfile stops at (or waits for) a wrong estimate
     try:
         with _quiet_c_stderr(path.suffix.lower() == ".mp3"):
-            f = sf.SoundFile(path)
+            f = sf.SoundFile(source)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         why = str(exc)
         if "does not exist" in why:  # libsndfile's words for a file it opened but found no stream in
@@ -175,9 +190,7 @@ def _expected_frames(path: Path, f: sf.SoundFile) -> int | None:
             "ALAW": 1,
         }.get(f.subtype)
         return None if width is None else declared // (width * f.channels)
-    if fmt == "MP3":
-        return f.frames  # from the Xing/VBR header; a cut mp3 decodes fewer frames
-    return None
+    return None  # (mp3: its frames were walked in _open, where a cut last frame is refused)
 
 
 def stream(path: str | Path, *, sr: int = SR, block_seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
@@ -318,7 +331,8 @@ def load(path: str | Path, *, sr: int = SR) -> tuple[np.ndarray, int]:
 
 
 def duration(path: str | Path) -> float:
-    """Duration of a file in seconds, from its header (cheap; mp3 values are estimates)."""
+    """Duration of a file in seconds, from its header (cheap); for mp3, from its walked frames, not the header's
+    estimate (a VBR file without a Xing header states a wrong length)."""
     f = _open(Path(path))
     with f:
         return f.frames / f.samplerate

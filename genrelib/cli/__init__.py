@@ -1,4 +1,4 @@
-"""Layer 11, the command line: ``genrelib <command>``, one module per group of commands.
+"""Layer 12, the command line: ``genrelib <command>``, one module per group of commands.
 
 ``data`` (demo-data, scan, features), ``training`` (train, sweep, ensemble, train-reference), ``inference``
 (evaluate, predict, personal-test), ``notebooks`` (notebook, run-all); ``run`` builds the parser and runs a

@@ -1,4 +1,4 @@
-"""Layer 3, the data: what a folder of music holds, how it is split, and the synthetic demo music.
+"""Layer 4, the data: what a folder of music holds, how it is split, and the synthetic demo music.
 
 ``<root>/<genre>/<file>`` becomes a :class:`Dataset` of :class:`Track` s (:func:`scan`, which checks every file);
 splits are always by track (:func:`make_split`: random and stratified, GTZAN's fault-filtered lists, or a split

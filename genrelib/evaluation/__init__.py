@@ -1,4 +1,4 @@
-"""Layer 7, honest measurement of a trained model: metrics per segment and per track, reports, scoring a folder.
+"""Layer 8, honest measurement of a trained model: metrics per segment and per track, reports, scoring a folder.
 
 :func:`evaluate` scores a labelled :class:`~genrelib.features.featureset.FeatureSet` (or a stored part, shard by shard);
 :func:`evaluate_folder` scores a model on the tracks of a folder it did not train on (by default its test part);

@@ -1,4 +1,4 @@
-"""Layer 4, the features: from audio to rows a model learns from.
+"""Layer 5, the features: from audio to rows a model learns from.
 
 Signal primitives on arrays (``dsp``: mel, MFCC, HPSS, the GTZAN summary statistics; ``musicnn``: the pretrained
 network), the configuration that names a feature kind (:class:`FeatureConfig`), the in-memory container

@@ -1,4 +1,4 @@
-"""Layer 8, using a trained model: classify songs of any length and format, the personal-data test, serving.
+"""Layer 9, using a trained model: classify songs of any length and format, the personal-data test, serving.
 
 :func:`load_model` (a folder, a registry reference or the shipped default), :class:`Predictor` (load once, predict
 many files: per-window timeline and the whole song), :func:`personal_test` (a folder of your own songs), and in

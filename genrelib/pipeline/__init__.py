@@ -1,6 +1,6 @@
-"""The notebooks' runner: the six notebooks run headlessly by papermill under one MLflow parent run, their parameters
-checked (type, range, existing paths) before any of them starts, and the kernel metadata the notebooks are
-committed with."""
+"""Layer 11, the notebooks' runner: the six notebooks run headlessly by papermill under one MLflow parent run,
+their parameters checked (type, range, existing paths) before any of them starts, and the kernel metadata the
+notebooks are committed with."""
 
 from genrelib.pipeline.kernel import KERNEL, kernel_metadata, normalize_notebook
 from genrelib.pipeline.parameters import (

@@ -1,4 +1,4 @@
-"""Layer 6, the MLflow adapter: the only package that talks to MLflow.
+"""Layer 7, the MLflow adapter: the only package that talks to MLflow.
 
 Which store (``backend``: ``$MLFLOW_TRACKING_URI`` or ``mlruns/mlflow.db``), runs and what they log (``runs``),
 logged models, the registry and its aliases (``registry``), the team server command (``server``) and runs left

@@ -1,4 +1,4 @@
-"""Layer 9, making models: configuration, fitting, augmentation, streaming, cross-validation, sweeps, ensembles.
+"""Layer 10, making models: configuration, fitting, augmentation, streaming, cross-validation, sweeps, ensembles.
 
 :func:`train` is one honest training run (split by track, fit, evaluate on the test part, log and register);
 :func:`cross_validate` and :func:`sweep` choose by (grouped) cross-validation or validation scores;
