@@ -1014,3 +1014,34 @@ def test_vbr_mp3_without_a_xing_header_is_read_to_its_true_end(tmp_path):
         (tmp_path / "cut.mp3").write_bytes(data[:cut])
         with pytest.raises(AudioError, match="truncated"):
             audio.load(tmp_path / "cut.mp3")
+
+
+# 9. the served model: one bad row never fails the others, whatever the error
+
+
+def test_a_row_that_breaks_in_any_way_fails_alone(tiny_tree, tmp_path, monkeypatch):
+    import pandas as pd
+
+    from genrelib.inference import serving
+    from genrelib.inference.predict import load_model
+
+    model = load_model("reference")
+    song = next(tiny_tree.glob("metal/*.wav"))
+    folder = tiny_tree
+    long_name = "a" * 300 + ".wav"  # inside the allowed folder, longer than a file name may be
+    rows = [long_name, str(song), "metal/" + "b" * 260 + "/x.wav", str(song)]
+    out = serving._answer(model, pd.DataFrame({"path": rows}), {}, serving.Limits(paths_dir=folder))
+    assert list(out["source"]) == rows
+    assert out["error"].iloc[0].startswith(f"{long_name}: ") and "name too long" in out["error"].iloc[0].lower()
+    assert out["error"].iloc[2] != "" and list(out["error"].iloc[[1, 3]]) == ["", ""]
+    assert out["genre"].iloc[1] is not None and out["genre"].iloc[0] is None
+    # an unexpected error while reading one row is that row's error, not a 500 for the batch
+    real = serving.audio.duration
+    monkeypatch.setattr(
+        serving.audio,
+        "duration",
+        lambda p: (_ for _ in ()).throw(RuntimeError("boom")) if "metal" in str(p) else real(p),
+    )
+    other = next(tiny_tree.glob("classical/*.wav"))
+    out = serving._answer(model, pd.DataFrame({"path": [str(song), str(other)]}), {}, serving.Limits(paths_dir=folder))
+    assert "internal error (RuntimeError)" in out["error"].iloc[0] and out["error"].iloc[1] == ""

@@ -263,13 +263,19 @@ def _answer(model, model_input, params: dict, limits: Limits) -> pd.DataFrame:
         for row in rows:
             if not row.error:
                 if limits.timeout_seconds and time.monotonic() - started > limits.timeout_seconds:
-                    raise RequestError(
-                        f"stopped before row {row.index}: the request ran past the server's "
-                        f"{limits.timeout_seconds:g} s time limit ({TIMEOUT_ENV}); send fewer or "
-                        "shorter rows",
-                        DEADLINE_EXCEEDED,
+                    if not out:  # nothing answered yet: the whole request is over its time
+                        raise RequestError(
+                            f"stopped before row {row.index}: the request ran past the server's "
+                            f"{limits.timeout_seconds:g} s time limit ({TIMEOUT_ENV}); send fewer or "
+                            "shorter rows",
+                            DEADLINE_EXCEEDED,
+                        )
+                    row.error = (  # the rows answered so far keep their answers
+                        f"{row.source}: not classified: the request ran past the server's "
+                        f"{limits.timeout_seconds:g} s time limit ({TIMEOUT_ENV}); send it again in a smaller request"
                     )
-                out += _classify(model, row, hop=hop, top_k=top_k, per_window=per_window)
+                else:
+                    out += _classify(model, row, hop=hop, top_k=top_k, per_window=per_window)
             if row.error:
                 out.append(_error_record(row, model.genres))
     return _frame(out)
@@ -361,6 +367,11 @@ def _prepare(i: int, rec: dict, tmp: Path, limits: Limits) -> _Row:
         row.duration = audio.duration(row.file)
     except GenrelibError as exc:
         row.error = _said(exc, row)
+    except OSError as exc:  # a name too long, a file that vanished, a full temp disk: this row's problem only
+        row.error = f"{row.source}: cannot be read ({exc.strerror or type(exc).__name__})"
+    except Exception as exc:  # a bug: this row's answer says so, the others are still answered; the log has the trace
+        logger.exception("unexpected error while reading %s", row.source)
+        row.error = f"{row.source}: internal error ({type(exc).__name__}); the server's log has the details"
     return row
 
 
@@ -387,8 +398,11 @@ def confine(path: str, folder: Path | None) -> Path:
             f"{path}: outside the folder this server reads audio from; give a path inside it "
             "(relative paths are taken inside it)"
         )
-    if real.exists() and not real.is_file():
-        raise GenrelibError(f"{path}: not a regular file")
+    try:
+        if real.exists() and not real.is_file():
+            raise GenrelibError(f"{path}: not a regular file")
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise GenrelibError(f"{path}: not a usable path ({exc.strerror or type(exc).__name__})") from exc
     return real
 
 
@@ -402,13 +416,15 @@ def _said(exc: Exception, row: _Row) -> str:
 
 def _check_seconds(rows: list[_Row], hop: float | None, window: float, limits: Limits) -> None:
     for row in rows:
-        if row.duration is not None and row.duration > limits.max_row_seconds:
-            raise RequestError(
+        if not row.error and row.duration is not None and row.duration > limits.max_row_seconds:
+            row.error = (  # this row only: the others are still answered
                 f"{row.source}: {row.duration:.0f} s of audio, over the limit of "
                 f"{limits.max_row_seconds:g} s per row (GENRELIB_SERVE_MAX_ROW_SECONDS); send a "
                 "shorter excerpt"
             )
-    total = sum(analysed_seconds(row.duration, hop, window) for row in rows if row.duration is not None)
+    total = sum(
+        analysed_seconds(row.duration, hop, window) for row in rows if row.duration is not None and not row.error
+    )
     if total > limits.max_request_seconds:
         overlap = hop is not None and hop < window
         how = f" ({window:g} s windows every {hop:g} s)" if overlap else ""
