@@ -36,6 +36,8 @@ def number(*, low: float | None = None, high: float | None = None, low_open: boo
     def read(text: str) -> float:
         rng = _describe(low, high, low_open, high_open)
         want = f"a finite number{' ' + rng if rng else ''}"
+        if low == 0 and not low_open and high is None:
+            want = "a finite, non-negative number (>= 0)"
         try:
             v = float(text)
         except ValueError:
@@ -109,16 +111,20 @@ _NEEDS = {
         (
             "--weights",
             lambda a: a.weights is not None and len(a.weights) != len(a.models),
-            "needs one weight per model",
+            lambda a: f"{len(a.weights)} weights for {len(a.models)} models; give one weight per model",
         ),
         ("--weights", lambda a: a.weights is not None and not sum(a.weights) > 0, "needs a weight above 0"),
     ],
     "features": [
-        ("--map-method", lambda a: a.map_method is not None and a.map is None, "draws --map; give --map FILE.png"),
+        (
+            "--map-method",
+            lambda a: a.map_method is not None and a.map is None,
+            "--map-method needs --map FILE.png (where to write the map)",
+        ),
         (
             "--shard-size",
             lambda a: a.shard_size is not None and a.store is None,
-            "sizes the shards of --store DIR; give --store",
+            "--shard-size needs --store DIR (where the shards go)",
         ),
         ("--cache-dir", lambda a: a.cache_dir is not None and a.no_cache, "contradicts --no-cache; give one of them"),
     ],
@@ -129,5 +135,6 @@ def check_combinations(args: argparse.Namespace) -> str | None:
     """The first pair of options of ``args`` that contradict each other, as a one-line message; None if none."""
     for option, bad, why in _NEEDS.get(getattr(args, "command", ""), []):
         if bad(args):
-            return f"argument {option}: {why}"
+            text = why(args) if callable(why) else why
+            return text if text.startswith(option) else f"argument {option}: {text}"
     return None

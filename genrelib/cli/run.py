@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     d.add_argument(
         "--overlap",
-        type=number(low=0, high=1),
+        type=float,  # make_demo's check_overlap refuses what is not in [0, 1] (nan too), before any work
         default=None,
         metavar="X",
         help="how much the genres overlap, from 0 (distinct genres, clean production: easy) to 1 "
@@ -455,10 +455,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, --version (0) or an option refused in one line (2)
+        return int(stop.code or 0)
     contradiction = check_combinations(args)
     if contradiction:  # before any work, in the parser's one-line form
-        parser.exit(2, f"genrelib {args.command}: error: {contradiction}\n")
+        print(f"genrelib {args.command}: error: {contradiction}", file=sys.stderr)
+        return 2
     # The CLI prints skipped files itself; library warnings show with -v.
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(name)s: %(message)s"
