@@ -590,7 +590,7 @@ def test_diverged_training_fails_and_registers_nothing(tiny_tree):
 
 def test_a_model_with_non_finite_outputs_is_refused_and_json_stays_valid(tiny_tree, tmp_path, capsys):
     from genrelib import jsonio
-    from genrelib.cli.main import main
+    from genrelib.cli import main
     from genrelib.training.config import TrainConfig
     from genrelib.training.trainer import train
 
@@ -613,7 +613,7 @@ def test_a_model_with_non_finite_outputs_is_refused_and_json_stays_valid(tiny_tr
 
 
 def test_constant_and_near_silent_audio_is_reported_silent_not_classified(tiny_tree, write, capsys):
-    from genrelib.cli.main import main
+    from genrelib.cli import main
 
     music, sr = audio.load(next(tiny_tree.glob("metal/*.wav")))
     files = [
@@ -676,7 +676,7 @@ def test_a_dc_offset_changes_no_signal_feature_or_answer(tiny_tree, write):
     ],
 )
 def test_options_are_checked_before_any_work(tiny_tree, tmp_path, capsys, argv, option):
-    from genrelib.cli.main import main
+    from genrelib.cli import main
 
     song = next(tiny_tree.rglob("*.wav"))
     argv = [a.format(data=tiny_tree, tmp=tmp_path, song=song) for a in argv]
@@ -774,7 +774,7 @@ def test_a_track_deleted_between_scan_and_extract_is_skipped_with_its_reason(tmp
 
 
 def test_names_with_control_characters_print_as_one_line(tmp_path, write, capsys):
-    from genrelib.cli.main import main
+    from genrelib.cli import main
 
     write("data/a/ok.wav", sine(300, 1.0))
     write("data/b/ok.wav", sine(2000, 1.0))
@@ -811,7 +811,7 @@ def _small_tree(tmp_path, write):
 
 
 def test_a_bad_feature_cache_entry_is_named_and_computed_again(tmp_path, write, capsys):
-    from genrelib.cli.main import main
+    from genrelib.cli import main
     from genrelib.features.cache import cache_path
 
     ds = _small_tree(tmp_path, write)
@@ -892,7 +892,7 @@ def test_a_locked_store_is_waited_for_then_one_line(tiny_tree, monkeypatch, caps
     import sqlite3
 
     from genrelib import tracking
-    from genrelib.cli.main import main
+    from genrelib.cli import main
 
     tracking.setup()
     monkeypatch.setenv("GENRELIB_STORE_WAIT", "1")
@@ -915,7 +915,7 @@ def test_a_store_that_is_not_a_database_or_cannot_be_made_is_one_line(tiny_tree,
     import sqlalchemy
 
     from genrelib import tracking
-    from genrelib.cli.main import main
+    from genrelib.cli import main
 
     bad = tmp_path / "junk" / "mlflow.db"
     bad.parent.mkdir()
