@@ -29,7 +29,7 @@ def test_train_reference_beats_published_mfcc_svm(tmp_path, capsys):
 
 @needs_shared()
 def test_shipped_reference_model_is_what_train_reference_gives():
-    shipped = load_model(None)
+    shipped = load_model("reference")
     model, result = reference.train_reference(SHARED / "features_30_sec.csv")
     table = reference.load_table(SHARED / "features_30_sec.csv")
     X = table[reference.SUMMARY_COLUMNS].to_numpy(np.float64)[:50]
@@ -43,7 +43,7 @@ def test_shipped_reference_model_loads_without_tensorflow(tmp_path, write):
 
     wav = write("a.wav", sine(220, 5.0) + 0.3 * sine(1320, 5.0))
     code = (
-        "import sys, json; from genrelib.inference import Predictor; p = Predictor(); s = p.predict(sys.argv[1]); "
+        "import sys, json; from genrelib.inference import Predictor; p = Predictor('reference'); s = p.predict(sys.argv[1]); "
         "print(json.dumps({'tf': 'tensorflow' in sys.modules, 'sum': float(s.proba.sum()), 'n': len(p.genres)}))"
     )
     r = subprocess.run([sys.executable, "-c", code, str(wav)], capture_output=True, text=True, check=True)

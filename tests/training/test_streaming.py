@@ -71,7 +71,7 @@ def test_train_from_the_store_is_sane_and_close_to_in_memory(small_tree, tmp_pat
     from genrelib.training.config import TrainConfig
     from genrelib.training.trainer import train
 
-    cfg = TrainConfig(family="seed_cnn", epochs=8, seed=3, batch_size=8, learning_rate=3e-3, patience=8)
+    cfg = TrainConfig(family="seed_cnn", epochs=8, seed=3, batch_size=8, learning_rate=1e-3, patience=8)
     mem = train(small_tree, cfg, log=False, n_jobs=1)
     st = train(small_tree, cfg, log=False, n_jobs=1, store=tmp_path / "store")
     assert isinstance(st.features, store.StoredFeatureSet) and isinstance(st.features.X, np.ndarray)
@@ -82,7 +82,7 @@ def test_train_from_the_store_is_sane_and_close_to_in_memory(small_tree, tmp_pat
     seg_st, seg_mem = st.report.segment.metrics["accuracy"], mem.report.segment.metrics["accuracy"]
     assert seg_st > 0.4  # 16 test segments of 3 genres: chance is 1/3
     # another shuffle of the same rows, the same model and settings: close, not equal (see genrelib.training.streaming)
-    assert abs(seg_st - seg_mem) <= 0.25, (seg_st, seg_mem)
+    assert abs(seg_st - seg_mem) <= 0.25, (seg_st, seg_mem, st.history["val_loss"], mem.history["val_loss"])
 
 
 def test_sweep_from_the_store(tiny_tree, tmp_path, capsys):
