@@ -154,10 +154,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     else:
         print_metrics(final.report)
     if final.registered_version:
-        print(
-            f"registered as {REGISTERED}/{final.registered_version} (alias @{args.model.replace('_', '-')}); "
-            f"model URI {final.model_uri}"
-        )
+        print(f"registered as {REGISTERED}/{final.registered_version}; model URI {final.model_uri}")
+        print(final.extra["alias_reason"])
     print_skipped(final.extra["skipped"])
     print(f"to train it again: {res.command(args.data)}")
     return skipped_exit(final.extra["skipped"])

@@ -283,3 +283,19 @@ def test_notebook_03_with_augmentation_and_a_small_sweep(tiny_tree, tmp_path):
         "notebook/03_train.ipynb",
         "notebook/03_train.html",
     }
+
+
+def test_cli_sweep_says_where_the_alias_went_and_does_not_claim_a_move_that_did_not_happen(tiny_tree, capsys):
+    from genrelib.cli import main
+
+    argv = ["sweep", str(tiny_tree), "--model", "summary", "--trials", "2", "--jobs", "1"]
+    assert main(argv) == 0
+    assert "@summary now points to version 1 (no version held it)" in capsys.readouterr().out
+    # the holder now claims a score no retrained model can reach: the alias must stay, and the output say so
+    mlflow.MlflowClient().set_model_version_tag("genre-classifier", "1", "test_track_accuracy", "1.01")
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "registered as genre-classifier/2; model URI " in out
+    assert "@summary stays on version 1 (test accuracy 1.01 > " in out
+    assert "(alias @summary)" not in out
+    assert str(mlflow.MlflowClient().get_model_version_by_alias("genre-classifier", "summary").version) == "1"
