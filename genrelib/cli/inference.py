@@ -18,10 +18,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from genrelib.inference.predict import load_model
 
     model = load_model(args.model)
+    part = {None: "auto", "all": None}.get(args.part, args.part)
     report = evaluate_folder(
         model,
         args.data,
-        part=args.part,
+        part=part,
         n_jobs=args.jobs,
         progress=sys.stderr.isatty(),
         scheduler=args.scheduler,
@@ -29,9 +30,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     print(
         f"{model.family} model on {args.data}"
-        + (f" ({args.part} part of its split)" if args.part else "")
+        + (f" ({report.part} part of its split)" if report.part else "")
         + f": {len(report.track_ids)} tracks"
     )
+    if args.part is None:
+        print(f"scored: {report.scope}")
     if report.part is not None:
         print(f"found {report.part_found} of the model's {report.part_recorded} {report.part} tracks in {args.data}")
     print_metrics(report)
@@ -44,7 +47,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not args.no_log:
         with tracking.start_run(
             f"evaluate-{model.family}",
-            params={"model": str(args.model), "data": str(args.data), "part": str(args.part)},
+            params={"model": str(args.model), "data": str(args.data), "part": str(report.part or "all")},
             tags={"genrelib.stage": "evaluate"},
         ) as run:
             log_report(report, prefix="eval")

@@ -235,10 +235,11 @@ def add_commands(sub) -> None:
     e.add_argument("data", help="labelled folder <root>/<genre>/<file>")
     e.add_argument(
         "--part",
-        choices=["train", "valid", "test"],
+        choices=["train", "valid", "test", "all"],
         default=None,
         help="evaluate only the tracks of DATA in this part of the model's own split (its recorded "
-        "track lists; DATA is never re-split)",
+        "track lists; DATA is never re-split), or all of them. Default: the test part when DATA holds "
+        "tracks the model trained or was validated on, else every track; the output says which",
     )
     e.add_argument("--jobs", type=POSITIVE, default=None)
     add_scale_options(e, "predict shard by shard, never holding the features in memory (not for ensembles)")

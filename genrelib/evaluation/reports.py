@@ -85,6 +85,7 @@ class Report:
     part_found: int | None = None  # tracks of that part found in the folder
     part_recorded: int | None = None  # tracks of that part the model records
     members: list[Report] = field(default_factory=list)  # an ensemble's members, on the same tracks
+    scope: str | None = None  # which tracks of the folder were scored, and why, in words
 
     def flat_metrics(self, prefix: str = "test") -> dict[str, float]:
         """``{prefix}_{level}_{metric}`` for logging (e.g. ``test_track_accuracy``)."""

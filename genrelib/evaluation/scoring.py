@@ -202,8 +202,9 @@ def evaluate_folder(
         An ensemble is evaluated by :func:`evaluate_ensemble` (its report holds its members' on the same tracks).
     data : path or Dataset
         A folder laid out ``<root>/<genre>/<file>``.
-    part : {"train", "valid", "test"}, optional
-        Evaluate only the tracks of the folder that are in this part of the model's own split (its recorded
+    part : {"train", "valid", "test", "auto"}, optional
+        ``"auto"``: the test part when the folder holds tracks the model trained or was selected on, else every
+        track (:func:`auto_part`; the report's ``scope`` says which). Evaluate only the tracks of the folder that are in this part of the model's own split (its recorded
         track lists, see :func:`split_tracks`), matched by genre folder and file stem
         (:func:`genrelib.datasets.splits.track_key`), whatever folder is given: the folder is never re-split, and a track
         the model trained on (train or valid) is never scored as test. The report says how many of the part's
@@ -238,6 +239,9 @@ def evaluate_folder(
     if unknown:
         raise ModelError(f"{ds.root} has genres the model does not know: {unknown}; it knows {model.genres}")
     found = recorded = None
+    scope = None
+    if part == "auto":
+        part, scope = auto_part(model, ds)
     if part is not None:
         if part not in SPLIT_NAMES:
             raise ModelError(f"unknown part {part!r}; use one of {', '.join(SPLIT_NAMES)}")
@@ -258,6 +262,12 @@ def evaluate_folder(
         recorded = len(wanted)
         tracks = [t for t in ds.tracks if track_key(t.track_id) in wanted]
         found = len({track_key(t.track_id) for t in tracks})
+        if not tracks and scope and scope.startswith("test part"):
+            raise ModelError(
+                f"{ds.root} holds tracks the model trained or was validated on and none of its {recorded} test "
+                "tracks; give --part all to score every track anyway (not a held-out score), or --part train / "
+                "--part valid"
+            )
         if not tracks:
             example = next(iter(sorted(wanted)), "none recorded")
             raise ModelError(
@@ -288,4 +298,37 @@ def evaluate_folder(
         )
     for r in (report, *report.members):
         r.part, r.part_found, r.part_recorded = part, found, recorded
+        r.scope = scope or (f"the {part} part of the model's split" if part else "every track of the folder")
     return report
+
+
+def auto_part(model, ds) -> tuple[str | None, str]:
+    """Which tracks of a folder to score when no part is asked for (``part="auto"``), and why, in words.
+
+    A folder that holds tracks the model trained on or was selected on (its recorded train and valid lists) is
+    scored on the model's test part only: mixed in, the training tracks would inflate the score silently. A folder
+    with none of them is scored whole. A model that records no track lists (the reference, the shipped default, a
+    model trained elsewhere) cannot tell them apart: the folder is scored whole and the scope says so.
+
+    Returns
+    -------
+    part : {"test", None}
+    scope : str
+        For the user: which tracks are scored and why.
+    """
+    from genrelib.datasets.splits import track_key
+
+    recorded = model.info.get("split_tracks") if hasattr(model, "info") else None
+    if not recorded:
+        return (
+            None,
+            "every track of the folder (the model records no track lists, so tracks it trained on cannot be left out)",
+        )
+    seen = {track_key(t) for p in ("train", "valid") for t in recorded.get(p, [])}
+    used = sum(track_key(t.track_id) in seen for t in ds.tracks)
+    if not used:
+        return None, "every track of the folder (none of them in the model's train or valid part)"
+    return "test", (
+        f"test part of the model's split only: {used} of the folder's {len(ds.tracks)} tracks are in its train or "
+        "valid part and are not scored (--part all scores every track, not a held-out score)"
+    )

@@ -50,6 +50,39 @@ def test_train_and_evaluate_commands(tiny_tree, capsys):
     assert "(test part of its split)" in out and "logged as run" in out
 
 
+def test_evaluate_without_part_scores_only_the_test_tracks_of_a_folder_the_model_trained_on(
+    tiny_tree, tmp_path, capsys
+):
+    import mlflow
+
+    assert main(["train", str(tiny_tree), "--model", "summary", "--jobs", "1", "--no-register"]) == 0
+    run_id = capsys.readouterr().out.split()[1].rstrip(":")
+    uri = f"runs:/{run_id}/model"
+    assert main(["evaluate", uri, str(tiny_tree), "--jobs", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    n_test = int(lines[0].rsplit(": ", 1)[1].split()[0])
+    assert lines[0] == f"summary model on {tiny_tree} (test part of its split): {n_test} tracks"
+    assert 0 < n_test < 12
+    assert lines[1] == (
+        f"scored: test part of the model's split only: {12 - n_test} of the folder's 12 tracks are in its train or "
+        "valid part and are not scored (--part all scores every track, not a held-out score)"
+    )
+    eval_run = mlflow.get_run(lines[-1].rsplit(" ", 1)[1])
+    assert eval_run.data.params["part"] == "test"
+    assert main(["evaluate", uri, str(tiny_tree), "--part", "all", "--jobs", "1", "--no-log"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"summary model on {tiny_tree}: 12 tracks"
+    # a folder of tracks it never saw (copies under other names) is scored whole, and the output says why
+    other = tmp_path / "other"
+    for f in tiny_tree.glob("*/*.wav"):
+        (other / f.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, other / f.parent.name / f"new-{f.name}")
+    assert main(["evaluate", uri, str(other), "--jobs", "1", "--no-log"]) == 0
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        f"summary model on {other}: 12 tracks",
+        "scored: every track of the folder (none of them in the model's train or valid part)",
+    ]
+
+
 def test_train_bad_input_exit_codes(tmp_path, tiny_tree):
     r = subprocess.run(
         [sys.executable, "-m", "genrelib.cli", "train", str(tiny_tree), "--model", "resnet"],

@@ -172,7 +172,7 @@ def test_cv_and_evaluate_take_the_cluster_and_the_store(client, tiny_tree, tmp_p
     model_dir = train(tiny_tree, TrainConfig(family="summary", seed=1), log=False, n_jobs=1).model.save(
         tmp_path / "model"
     )
-    args = ["evaluate", str(model_dir), str(tiny_tree), "--no-log", "--jobs", "1"]
+    args = ["evaluate", str(model_dir), str(tiny_tree), "--part", "all", "--no-log", "--jobs", "1"]
     assert main(args) == 0
     in_memory = capsys.readouterr().out
     assert "12 tracks" in in_memory
