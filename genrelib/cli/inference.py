@@ -57,7 +57,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from genrelib import jsonio
-    from genrelib.datasets.tracks import find_audio
+    from genrelib.datasets.tracks import find_audio, unique_files
     from genrelib.inference.predict import Predictor
 
     files, failures = [], []
@@ -66,6 +66,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             files += find_audio([path])
         except GenrelibError as exc:
             failures.append((Path(path), str(exc)))
+    files = unique_files(files)  # a song given beside the folder that holds it is predicted once
     if not files:
         print_failures(failures)
         return 2

@@ -278,7 +278,7 @@ def scan(root: str | Path, *, genres: list[str] | None = None, check: bool = Tru
 
 
 def find_audio(paths: list[str | Path]) -> list[Path]:
-    """Expand files and folders (searched recursively) into a sorted list of audio files.
+    """Expand files and folders (searched recursively) into a list of audio files, each file once.
 
     Raises
     ------
@@ -296,6 +296,19 @@ def find_audio(paths: list[str | Path]) -> list[Path]:
             out.extend(files)
         else:
             out.append(p)
+    return unique_files(out)
+
+
+def unique_files(files: list[Path]) -> list[Path]:
+    """Each file once, in first-seen order: ``song.mp3`` given beside a folder that holds it, a path given twice,
+    or ``./a.wav`` and ``a.wav`` are one file (compared by resolved path)."""
+    seen: set[Path] = set()
+    out = []
+    for f in files:
+        key = Path(f).resolve()
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
     return out
 
 

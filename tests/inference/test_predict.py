@@ -156,3 +156,17 @@ def test_personal_test_command(songs, capsys):
     assert main(["personal-test", str(songs), "--no-log"]) == 0
     out = capsys.readouterr().out
     assert "per song: accuracy" in out and "not scored: genre 'polka'" in out
+
+
+def test_predict_a_song_given_beside_the_folder_that_holds_it_classifies_it_once(tmp_path, capsys):
+    import soundfile as sf
+
+    folder = tmp_path / "my_music"
+    folder.mkdir()
+    for name, genre in (("song.wav", "rock"), ("other.wav", "jazz")):
+        sf.write(folder / name, demo.render(genre, 4.0, seed=3), 22050)
+    song = folder / "song.wav"
+    args = ["predict", str(song), str(folder), f"{folder}/./song.wav", "--format", "json"]
+    assert main(args) == 0
+    paths = [row["path"] for row in json.loads(capsys.readouterr().out)]
+    assert paths == [str(song), str(folder / "other.wav")]
