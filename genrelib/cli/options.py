@@ -12,8 +12,24 @@ from pathlib import Path
 MAX_SEED = 2**32 - 1
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Help that shows every option's default (``(default: 42)``) unless its text already names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = action.default not in (None, False, argparse.SUPPRESS) and action.option_strings
+        if shown and "default" not in text:
+            text += (" " if text else "") + "(default: %(default)s)"
+        return text
+
+
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line (``genrelib train: error: argument --seed: ...``), exit code 2."""
+    """An ArgumentParser whose errors are one line (``genrelib train: error: argument --seed: ...``), exit code 2,
+    and whose help shows every default (:class:`DefaultsFormatter`, for the sub-commands too)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D102 - argparse's hook
         sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")

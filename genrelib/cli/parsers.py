@@ -124,7 +124,9 @@ def add_commands(sub) -> None:
 
     t = sub.add_parser("train", help="train a model, evaluate it on held-out tracks, log and register it")
     t.add_argument("data", help="data folder laid out <root>/<genre>/<file>")
-    t.add_argument("--model", required=True, choices=["seed_cnn", "mel_cnn", "crnn", "summary", "musicnn"])
+    t.add_argument(
+        "--model", required=True, choices=["seed_cnn", "mel_cnn", "crnn", "summary", "musicnn"], help="model family"
+    )
     t.add_argument("--epochs", type=POSITIVE, default=30, help="most epochs (early stopping on validation loss)")
     t.add_argument(
         "--split",
@@ -142,11 +144,11 @@ def add_commands(sub) -> None:
         "or train.txt,valid.txt,test.txt; or one file of '<part> <track>' lines. Listed tracks "
         "missing from DATA are reported, DATA's tracks in no list are left out",
     )
-    t.add_argument("--seed", type=SEED, default=42)
+    t.add_argument("--seed", type=SEED, default=42, help="seeds the random split, weight init and data order")
     t.add_argument("--patience", type=COUNT, default=5, help="early-stopping patience in epochs")
-    t.add_argument("--batch-size", type=POSITIVE, default=32)
+    t.add_argument("--batch-size", type=POSITIVE, default=32, help="training batch size")
     t.add_argument("--class-weights", action="store_true", help="weight genres inversely to their frequency")
-    t.add_argument("--jobs", type=POSITIVE, default=None, help="feature-extraction processes")
+    t.add_argument("--jobs", type=POSITIVE, default=None, help="feature-extraction processes (default: all CPUs)")
     add_scale_options(t, f"train from it (with --cv: every fold){STREAMED}")
     t.add_argument("--no-register", action="store_true", help="do not register the model")
     t.add_argument(
@@ -193,7 +195,9 @@ def add_commands(sub) -> None:
         "configuration is then trained again, evaluated once on the test tracks and registered.",
     )
     sw.add_argument("data", help="data folder laid out <root>/<genre>/<file>")
-    sw.add_argument("--model", required=True, choices=["seed_cnn", "mel_cnn", "crnn", "summary", "musicnn"])
+    sw.add_argument(
+        "--model", required=True, choices=["seed_cnn", "mel_cnn", "crnn", "summary", "musicnn"], help="model family"
+    )
     sw.add_argument("--trials", type=POSITIVE, required=True, help="number of trials")
     keras_names = ", ".join(n for n, s in SEARCHABLE.items() if "mel_cnn" in s.families)
     sw.add_argument(
@@ -211,7 +215,7 @@ def add_commands(sub) -> None:
     sw.add_argument(
         "--epochs", type=POSITIVE, default=30, help="most epochs per trial (early stopping on validation loss)"
     )
-    sw.add_argument("--split", choices=["random", "gtzan-ff"], default=None)
+    sw.add_argument("--split", choices=["random", "gtzan-ff"], default=None, help="as for train (default: random)")
     sw.add_argument(
         "--split-file",
         default=None,
@@ -223,7 +227,7 @@ def add_commands(sub) -> None:
     sw.add_argument("--patience", type=COUNT, default=5, help="early-stopping patience in epochs")
     sw.add_argument("--batch-size", type=POSITIVE, default=32, help="batch size when not searched")
     sw.add_argument("--class-weights", action="store_true", help="weight genres inversely to their frequency")
-    sw.add_argument("--jobs", type=POSITIVE, default=None, help="feature-extraction processes")
+    sw.add_argument("--jobs", type=POSITIVE, default=None, help="feature-extraction processes (default: all CPUs)")
     add_scale_options(sw, f"run every trial and the retrained best from it{STREAMED}")
     sw.add_argument("--no-register", action="store_true", help="do not register the best model")
     sw.add_argument("--force", action="store_true", help="as for train")
@@ -241,7 +245,7 @@ def add_commands(sub) -> None:
         "track lists; DATA is never re-split), or all of them. Default: the test part when DATA holds "
         "tracks the model trained or was validated on, else every track; the output says which",
     )
-    e.add_argument("--jobs", type=POSITIVE, default=None)
+    e.add_argument("--jobs", type=POSITIVE, default=None, help="feature-extraction processes (default: all CPUs)")
     add_scale_options(e, "predict shard by shard, never holding the features in memory (not for ensembles)")
     e.add_argument("--no-log", action="store_true", help="do not log the evaluation to MLflow")
     e.set_defaults(func=cmd_evaluate)
@@ -280,7 +284,7 @@ def add_commands(sub) -> None:
         "member's test part and in none's training or validation part); all: every track of DATA",
     )
     en.add_argument("--out", default=None, help="also save the ensemble's model folder here")
-    en.add_argument("--jobs", type=POSITIVE, default=None, help="feature-extraction processes")
+    en.add_argument("--jobs", type=POSITIVE, default=None, help="feature-extraction processes (default: all CPUs)")
     en.add_argument("--no-log", action="store_true", help="do not log to MLflow (nor register)")
     en.add_argument("--no-register", action="store_true", help="do not register the ensemble")
     en.add_argument(
@@ -296,7 +300,7 @@ def add_commands(sub) -> None:
         "--table", required=True, type=existing("file"), help="features_30_sec.csv of the Kaggle GTZAN download"
     )
     r.add_argument("--out", default=None, help="folder to save the model and its model card into")
-    r.add_argument("--seed", type=SEED, default=42)
+    r.add_argument("--seed", type=SEED, default=42, help="seeds the model selection")
     r.add_argument("--no-log", action="store_true", help="do not log to MLflow")
     r.set_defaults(func=cmd_train_reference)
 
@@ -344,7 +348,7 @@ def add_commands(sub) -> None:
         help="the musicnn network that gives the tags (default MSD_musicnn: Last.fm tags)",
     )
     pr.add_argument("--hop", type=HOP, default=None, help="seconds between window starts (default 30)")
-    pr.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    pr.add_argument("--format", choices=["table", "json", "csv"], default="table", help="output format")
     pr.set_defaults(func=cmd_predict)
 
     pt = sub.add_parser("personal-test", help="classify a folder of your songs; score it if laid out <genre>/<song>")
@@ -366,7 +370,7 @@ def add_commands(sub) -> None:
         "--personal", default=None, type=existing("dir"), help="folder of personal songs (05's personal_dir)"
     )
     nb.add_argument("--parent", default=None, help="MLflow parent run id")
-    nb.add_argument("--notebooks-dir", default="notebooks", type=existing("dir"))
+    nb.add_argument("--notebooks-dir", default="notebooks", type=existing("dir"), help="where the notebooks are")
     nb.add_argument("--out", default="results/notebooks", help="where executed notebooks are kept")
     nb.set_defaults(func=cmd_notebook)
 
@@ -382,6 +386,6 @@ def add_commands(sub) -> None:
         metavar=("NAME", "VALUE"),
         help="parameter for every notebook that declares it (e.g. -p epochs 5)",
     )
-    ra.add_argument("--notebooks-dir", default="notebooks", type=existing("dir"))
+    ra.add_argument("--notebooks-dir", default="notebooks", type=existing("dir"), help="where the notebooks are")
     ra.add_argument("--out", default="results/notebooks", help="where executed notebooks are kept")
     ra.set_defaults(func=cmd_run_all)

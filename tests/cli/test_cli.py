@@ -300,3 +300,35 @@ def test_a_new_tracking_store_is_made_without_mlflow_log_lines(tmp_path):
     assert r.returncode == 0 and r.stdout.strip(), r.stderr
     assert (tmp_path / "new" / "mlflow.db").stat().st_size > 0
     assert r.stderr == ""
+
+
+def test_every_option_has_help_and_its_default_shown():
+    import argparse
+
+    from genrelib.cli.run import build_parser
+
+    def commands(parser):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                yield from action.choices.items()
+
+    quiet = (argparse._HelpAction, argparse._VersionAction, argparse._StoreTrueAction)
+    for name, sub in commands(build_parser()):
+        formatter = sub._get_formatter()
+        for action in sub._actions:
+            if not action.option_strings or isinstance(action, quiet):
+                continue
+            text = formatter._expand_help(action)
+            assert text, f"{name} {action.option_strings[0]} has no help"
+            if action.default not in (None, False):
+                assert "default" in text, f"{name} {action.option_strings[0]}: {text}"
+    top_k, seed, jobs = "--top-k TOP_K genres shown per song (default 3)", "(default: 42)", "(default: all CPUs)"
+    assert top_k in commands_help("predict") and seed in commands_help("train") and jobs in commands_help("evaluate")
+
+
+def commands_help(name):
+    from genrelib.cli.run import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices[name]
+    return " ".join(sub.format_help().split())
