@@ -26,3 +26,28 @@ def test_lines_every_few_seconds_when_slow(caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert [line.split()[2] for line in lines] == ["1/1000", "2/1000", "3/1000"]
     assert "(0%)" in lines[0]
+
+
+def test_on_a_terminal_only_notices_and_epoch_lines_show():
+    import io
+    import logging
+
+    from genrelib.cli.run import _progress_lines, _progress_lines_off
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    handler = _progress_lines(stream)
+    try:
+        log = logging.getLogger("genrelib.progress")
+        log.info("features: 3/10 files (30%%), 0 skipped, 1 s")  # a bar shows that on a terminal
+        log.info("seed_cnn epoch 1/2: loss 1.000, 2 s", extra={"every_time": True})
+        log.warning("waiting for the store lock")
+    finally:
+        _progress_lines_off(handler)
+    assert stream.getvalue().splitlines() == [
+        "genrelib: seed_cnn epoch 1/2: loss 1.000, 2 s",
+        "genrelib: waiting for the store lock",
+    ]

@@ -56,7 +56,9 @@ def _progress_lines(stream) -> logging.Handler | None:
     handler = logging.StreamHandler(stream)
     handler.setFormatter(OneLineFormatter("genrelib: %(message)s"))
     # on a terminal the bars show progress; notices (a locked store being waited for) show all the same
-    handler.setLevel(logging.WARNING if stream.isatty() else logging.INFO)
+    handler.setLevel(logging.INFO)
+    if stream.isatty():  # but a line meant for every stream (one per training epoch) shows on a terminal too
+        handler.addFilter(lambda r: r.levelno >= logging.WARNING or getattr(r, "every_time", False))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False  # once, also with -v

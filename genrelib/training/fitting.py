@@ -28,6 +28,38 @@ def seed_everything(seed: int) -> None:
     tf.get_logger().setLevel("ERROR")  # retracing notices when several models are built in one process
 
 
+def epoch_lines(family: str, epochs: int):
+    """A Keras callback that logs one line per epoch on the progress logger (Keras itself is silent, verbose=0):
+    ``seed_cnn epoch 3/30: loss 1.234, val loss 1.301, val accuracy 0.567, 4 s``. The CLI shows these lines on
+    stderr, on a terminal too (``record.every_time``), so a long training run is never minutes of silence."""
+    import keras
+
+    from genrelib.progress import logger as progress
+
+    class EpochLines(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            shown = ", ".join(
+                f"{label} {logs[key]:.3f}"
+                for key, label in (("loss", "loss"), ("val_loss", "val loss"), ("val_accuracy", "val accuracy"))
+                if key in logs
+            )
+            progress.info(
+                "%s epoch %d/%d: %s, %.0f s",
+                family,
+                epoch + 1,
+                epochs,
+                shown,
+                time.perf_counter() - self.start,
+                extra={"every_time": True},
+            )
+
+    return EpochLines()
+
+
 def fit(
     train: FeatureSet, valid: FeatureSet, config: TrainConfig, *, callbacks: tuple = ()
 ) -> tuple[GenreModel, dict[str, list[float]]]:
@@ -80,6 +112,7 @@ def fit(
     stop = [stop, keras.callbacks.TerminateOnNaN()]
     aug = config.feature_augment()
     t0 = time.perf_counter()
+    callbacks = (*callbacks, epoch_lines(config.family, config.epochs))
     if stored:
         from genrelib.training.streaming import fit_stream
 

@@ -332,3 +332,16 @@ def commands_help(name):
     parser = build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices[name]
     return " ".join(sub.format_help().split())
+
+
+def test_train_prints_one_line_per_epoch_on_stderr(tiny_tree, capsys):
+    args = ["train", str(tiny_tree), "--model", "seed_cnn", "--epochs", "2", "--patience", "5", "--jobs", "1"]
+    assert main([*args, "--no-register"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    epochs = [line for line in err if " epoch " in line]
+    assert len(epochs) == 2, err
+    for n, line in enumerate(epochs, 1):
+        assert re.fullmatch(
+            rf"genrelib: seed_cnn epoch {n}/2: loss \d+\.\d{{3}}, val loss \d+\.\d{{3}}, val accuracy [01]\.\d{{3}}, \d+ s",
+            line,
+        ), line
