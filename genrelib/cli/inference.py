@@ -50,7 +50,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             params={"model": str(args.model), "data": str(args.data), "part": str(report.part or "all")},
             tags={"genrelib.stage": "evaluate"},
         ) as run:
-            log_report(report, prefix="eval")
+            log_report(report)  # test_track_accuracy on the test part, as in the training run
         print(f"logged as run {run.info.run_id}")
     return 0
 

@@ -128,9 +128,17 @@ def evaluate_ensemble(
     return report
 
 
-def log_report(report: Report, *, prefix: str = "test") -> None:
-    """Log a report to the active MLflow run: metrics, confusion-matrix figures, JSON and CSV reports."""
+def log_report(report: Report, *, prefix: str | None = None) -> None:
+    """Log a report to the active MLflow run: metrics, confusion-matrix figures, JSON and CSV reports.
+
+    Names say which part was scored, the same in every kind of run, so that a training run and an evaluation run
+    of the test tracks line up in MLflow's Compare: ``test_track_accuracy`` and ``figures/test_confusion_track.png``
+    (``valid_...``, ``train_...`` for those parts; ``folder_...`` for a whole folder, which is no part of the
+    model's split). ``prefix`` default: the report's part, else ``folder``.
+    """
     from genrelib import plots, tracking
+
+    prefix = prefix or report.part or "folder"
 
     tracking.log_metrics(report.flat_metrics(prefix))
     if report.part is not None:

@@ -21,8 +21,8 @@ SUMMARY_METRICS = (
     "test_track_accuracy",
     "test_segment_accuracy",
     "test_track_f1_macro",
-    "eval_track_accuracy",
-    "eval_segment_accuracy",
+    "folder_track_accuracy",
+    "folder_segment_accuracy",
     "personal_song_accuracy",
     "personal_window_accuracy",
 )

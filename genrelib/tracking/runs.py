@@ -196,17 +196,30 @@ def log_dataset(table: pd.DataFrame, *, name: str, source: str, digest: str, con
 def keras_epoch_logger():
     """A Keras callback that logs every epoch's loss and accuracy (training and validation) to MLflow.
 
-    Epoch ``k`` (1-based) is logged at step ``k``. Step 0 is left to the run's final numbers (test metrics,
-    track counts): MLflow links the metrics of step 0 to a model logged in the run, so the Models tab shows what
+    The curves are named ``epoch/train_loss``, ``epoch/train_accuracy``, ``epoch/valid_loss``,
+    ``epoch/valid_accuracy`` (:func:`epoch_metric`), never plain ``accuracy``: the last epoch's training accuracy
+    is not the model's result, and the UI groups the ``epoch/`` section apart from the headline
+    ``test_track_accuracy``. Epoch ``k`` (1-based) is logged at step ``k``. Step 0 is left to the run's final
+    numbers (test metrics, track counts): MLflow links the metrics of step 0 to a model logged in the run, so the Models tab shows what
     the model scores on its test tracks, not its first epoch.
     """
     import keras
 
     class EpochLogger(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            mlflow.log_metrics({k: float(v) for k, v in (logs or {}).items()}, step=epoch + 1)
+            mlflow.log_metrics({epoch_metric(k): float(v) for k, v in (logs or {}).items()}, step=epoch + 1)
 
     return EpochLogger()
+
+
+def epoch_metric(key: str) -> str:
+    """The MLflow name of a Keras epoch metric: ``loss`` -> ``epoch/train_loss``, ``val_accuracy`` ->
+    ``epoch/valid_accuracy`` (the part names of the split, as in ``valid_track_accuracy``)."""
+    if key.startswith("val_"):
+        return f"epoch/valid_{key[4:]}"
+    if key in ("loss", "accuracy") or key.endswith(("_loss", "_accuracy")):
+        return f"epoch/train_{key}"
+    return f"epoch/{key}"  # learning_rate and the like
 
 
 def run_tag(run_id: str, key: str) -> str | None:

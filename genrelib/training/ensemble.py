@@ -265,7 +265,7 @@ def make_ensemble(
     from genrelib import tracking
     from genrelib.training.trainer import data_name
 
-    prefix = "test" if part == "test" else "eval"
+    prefix = part or "folder"  # as log_report names it: the part scored
     params = {
         "ensemble.members": " ".join(model.member_names),
         "ensemble.families": ",".join(m.family for m in model.members),

@@ -69,6 +69,15 @@ def test_evaluate_without_part_scores_only_the_test_tracks_of_a_folder_the_model
     )
     eval_run = mlflow.get_run(lines[-1].rsplit(" ", 1)[1])
     assert eval_run.data.params["part"] == "test"
+    # the same quantity on the same part has the same name as in the training run (issue 21 #9): Compare lines up
+    train_run = mlflow.get_run(run_id)
+    tested = {k for k in train_run.data.metrics if k.startswith("test_")}
+    assert tested and tested <= set(eval_run.data.metrics)
+    assert eval_run.data.metrics["test_track_accuracy"] == train_run.data.metrics["test_track_accuracy"]
+    client = mlflow.MlflowClient()
+    figures = {a.path for a in client.list_artifacts(eval_run.info.run_id, "figures")}
+    assert figures == {"figures/test_confusion_segment.png", "figures/test_confusion_track.png"}
+    assert figures <= {a.path for a in client.list_artifacts(run_id, "figures")}
     assert main(["evaluate", uri, str(tiny_tree), "--part", "all", "--jobs", "1", "--no-log"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == f"summary model on {tiny_tree}: 12 tracks"
     # a folder of tracks it never saw (copies under other names) is scored whole, and the output says why

@@ -35,7 +35,7 @@ def test_family_trains_evaluates_logs_registers_reloads(family, tiny_tree):
     assert "figures/test_confusion_track.png" in files
     if family not in ("summary", "musicnn"):
         assert {"figures/training_curves.png", "figures/architecture.png"} <= files
-        hist = mlflow.MlflowClient().get_metric_history(res.run_id, "val_loss")
+        hist = mlflow.MlflowClient().get_metric_history(res.run_id, "epoch/valid_loss")
         assert len(hist) == 1
     reports = {a.path for a in mlflow.MlflowClient().list_artifacts(res.run_id, "reports")}
     assert "reports/test_report.json" in reports
@@ -252,5 +252,9 @@ def test_logged_models_carry_their_test_metrics_not_the_first_epoch(tiny_tree):
         assert linked["test_track_accuracy"] == pytest.approx(res.report.track.metrics["accuracy"])
         assert linked["test_segment_accuracy"] == pytest.approx(res.report.segment.metrics["accuracy"])
         assert not {"loss", "accuracy", "val_loss", "val_accuracy"} & set(linked)
-    # the curves are still there, one point per epoch, at steps 1..epochs
-    assert [m.step for m in client.get_metric_history(res.run_id, "val_loss")] == [1, 2]
+    # the curves are still there, one point per epoch, at steps 1..epochs, named so that nobody takes the last
+    # epoch's training accuracy for the result (issue 21 #4)
+    assert [m.step for m in client.get_metric_history(res.run_id, "epoch/valid_loss")] == [1, 2]
+    metrics = set(client.get_run(res.run_id).data.metrics)
+    epochs = {"epoch/train_loss", "epoch/train_accuracy", "epoch/valid_loss", "epoch/valid_accuracy"}
+    assert epochs <= metrics and not {"loss", "accuracy", "val_loss", "val_accuracy"} & metrics

@@ -152,7 +152,7 @@ def test_sweep_nests_every_trial_and_retrains_the_best_once(tiny_tree):
     for r in trials:
         assert r.info.status == "FINISHED" and r.data.tags["genrelib.trial_state"] == "complete"
         assert {"train.learning_rate", "train.dropout", "train.epochs"} <= set(r.data.params)
-        assert {OBJECTIVE, "valid_track_accuracy", "val_loss"} <= set(r.data.metrics)
+        assert {OBJECTIVE, "valid_track_accuracy", "epoch/valid_loss"} <= set(r.data.metrics)
         assert not any(k.startswith("test_") for k in r.data.metrics)  # the search never sees the test tracks
         values.append(r.data.metrics[OBJECTIVE])
     assert res.best_value == pytest.approx(min(values))
