@@ -172,6 +172,13 @@ def test_make_run_all_pipeline_on_tiny_data(tmp_path, capfd):
         k: v for k, v in train_run.data.params.items() if k.startswith("features.")
     }
     assert features_run["map_method"] == "pca"
+    contexts = [
+        t.value
+        for d in client.get_run(runs[1].run_id).inputs.dataset_inputs
+        for t in d.tags
+        if t.key.endswith("context")
+    ]
+    assert sorted(contexts) == ["test", "training", "validation"]  # 02 records each part of its split
     # -p scheduler local:1 reached the notebooks: an extraction on a cluster has its workers write a store under
     # the cache folder (then read back and cached as usual): 02's of every track (03 found it in the cache) and
     # 04's of the test part

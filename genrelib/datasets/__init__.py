@@ -8,7 +8,7 @@ Modules: ``tracks`` (scanning), ``splits`` (splits and split files), ``demo`` (d
 ``demo_styles`` and ``demo_sounds`` (the synthesis). Imports only the ground layer (config, errors, progress, audio).
 """
 
-from genrelib.datasets.demo import is_demo, make_demo, make_personal
+from genrelib.datasets.demo import dataset_name, is_demo, make_demo, make_personal
 from genrelib.datasets.demo_render import render
 from genrelib.datasets.demo_styles import DEFAULT_OVERLAP, DemoError
 from genrelib.datasets.splits import (
@@ -48,6 +48,7 @@ __all__ = [
     "first_per_genre",
     "gtzan_split",
     "gtzan_split_lists",
+    "dataset_name",
     "is_demo",
     "make_demo",
     "make_personal",

@@ -159,6 +159,11 @@ def is_demo(path: str | Path) -> bool:
     return any((q / MARKER).is_file() for q in [p, *p.parents][:4])
 
 
+def dataset_name(ds) -> str:
+    """What a data folder is called in MLflow: its folder name, marked when it is genrelib's synthetic demo."""
+    return f"{ds.root.name} (synthetic demo)" if is_demo(ds.root) else ds.root.name
+
+
 def make_demo(
     out: str | Path,
     *,

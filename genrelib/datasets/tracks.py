@@ -69,6 +69,11 @@ class Dataset:
         rows = [[t.track_id, t.genre, *file_signature(t.path)] for t in self.tracks]
         return {"root": str(self.root), "genres": self.genres, "tracks": rows, "skipped": self.skipped}
 
+    def subset(self, tracks: list[Track]) -> Dataset:
+        """The same folder with only ``tracks`` (and only the genres they have, in order; no skipped files)."""
+        present = {t.genre for t in tracks}
+        return Dataset(root=self.root, tracks=list(tracks), genres=[g for g in self.genres if g in present])
+
     def table(self, split: dict[str, str] | None = None):
         """One row per track: ``track_id``, ``genre`` and, given a split, its ``part`` ("" when in none)."""
         import pandas as pd

@@ -86,6 +86,7 @@ class Report:
     part_recorded: int | None = None  # tracks of that part the model records
     members: list[Report] = field(default_factory=list)  # an ensemble's members, on the same tracks
     scope: str | None = None  # which tracks of the folder were scored, and why, in words
+    dataset: object = None  # the Dataset scored (evaluate_folder); log_report records it as the run's input
 
     def flat_metrics(self, prefix: str = "test") -> dict[str, float]:
         """``{prefix}_{level}_{metric}`` for logging (e.g. ``test_track_accuracy``)."""

@@ -139,6 +139,11 @@ def log_report(report: Report, *, prefix: str | None = None) -> None:
     from genrelib import plots, tracking
 
     prefix = prefix or report.part or "folder"
+    if report.dataset is not None:  # the tracks scored, as the run's input: context test, validation, ... or evaluation
+        from genrelib.datasets.demo import dataset_name
+
+        context = tracking.PART_CONTEXTS.get(report.part, "evaluation")
+        tracking.log_data(report.dataset, name=dataset_name(report.dataset), context=context)
 
     tracking.log_metrics(report.flat_metrics(prefix))
     if report.part is not None:
@@ -307,6 +312,7 @@ def evaluate_folder(
     for r in (report, *report.members):
         r.part, r.part_found, r.part_recorded = part, found, recorded
         r.scope = scope or (f"the {part} part of the model's split" if part else "every track of the folder")
+        r.dataset = ds
     return report
 
 

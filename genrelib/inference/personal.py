@@ -99,6 +99,32 @@ def _true_genre(path: Path, folder: Path) -> str:
     return rel.parts[0] if len(rel.parts) > 1 else ""
 
 
+def _log_songs(result: PersonalResult, folder: Path) -> None:
+    """The songs tested as the run's input (context ``evaluation``): each song's path under the folder and its
+    genre folder ("" when unlabelled); digest from their names, sizes and modification times."""
+    import hashlib
+    import json
+
+    import pandas as pd
+
+    from genrelib import tracking
+
+    folder = Path(folder)
+    paths = sorted({p.path for p in result.predictions} | {Path(p) for p, _ in result.failures})
+    rows = [[str(p.relative_to(folder)), _true_genre(p, folder)] for p in paths if p.is_relative_to(folder)]
+    signature = [
+        [r[0], *((p.stat().st_size, int(p.stat().st_mtime)) if p.exists() else ())] for r, p in zip(rows, paths)
+    ]
+    digest = hashlib.sha256(json.dumps(signature).encode()).hexdigest()[:16]
+    tracking.log_dataset(
+        pd.DataFrame(rows, columns=["song", "genre"]),
+        name=folder.resolve().name,
+        source=str(folder.resolve()),
+        digest=digest,
+        context="evaluation",
+    )
+
+
 def personal_test(
     folder: str | Path,
     *,
@@ -268,4 +294,5 @@ def _log(
             {"failures": [[str(p), r] for p, r in result.failures], "unknown": result.unknown},
             "reports/personal_problems.json",
         )
+        _log_songs(result, folder)
         result.run_id = run.info.run_id

@@ -22,6 +22,7 @@ from genrelib.tracking.registry import (
     version_record,
 )
 from genrelib.tracking.runs import (
+    PART_CONTEXTS,
     begin_run,
     copy_metrics,
     create_parent_run,
@@ -32,6 +33,7 @@ from genrelib.tracking.runs import (
     git_commit,
     keras_epoch_logger,
     load_run_dict,
+    log_data,
     log_dataset,
     log_dict,
     log_figure,
@@ -51,6 +53,7 @@ from genrelib.tracking.server import SERVER_ENV, SERVER_PORT, server_command, wa
 from genrelib.tracking.store import check_store, store_problem
 
 __all__ = [
+    "PART_CONTEXTS",
     "begin_run",
     "check_store",
     "store_problem",
@@ -67,6 +70,7 @@ __all__ = [
     "keras_epoch_logger",
     "load_pyfunc",
     "load_run_dict",
+    "log_data",
     "log_dataset",
     "log_dict",
     "log_figure",

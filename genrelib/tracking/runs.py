@@ -173,7 +173,9 @@ def log_table(df: pd.DataFrame, path: str, *, index: bool = False) -> None:
     mlflow.log_text(df.to_csv(index=index), path)
 
 
-def log_dataset(table: pd.DataFrame, *, name: str, source: str, digest: str, context: str = "training") -> None:
+def log_dataset(
+    table: pd.DataFrame, *, name: str, source: str, digest: str, context: str = "training", tags: dict | None = None
+) -> None:
     """Record the active run's data as an MLflow dataset input (the UI's Dataset column; runs filter by it).
 
     Parameters
@@ -190,7 +192,47 @@ def log_dataset(table: pd.DataFrame, *, name: str, source: str, digest: str, con
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UserWarning)  # "hint: inferring schema" notices
         ds = mlflow.data.from_pandas(table, source=source, name=name, digest=digest)
-        mlflow.log_input(ds, context=context)
+        mlflow.log_input(ds, context=context, tags=tags)
+
+
+#: The MLflow dataset context of each part of a split; a folder scored whole is "evaluation".
+PART_CONTEXTS = {"train": "training", "valid": "validation", "test": "test"}
+
+
+def log_data(ds, *, name: str, split: dict[str, str] | None = None, context: str = "evaluation") -> None:
+    """Record a run's data as MLflow dataset inputs: each part of ``split`` its own input and context.
+
+    Parameters
+    ----------
+    ds : genrelib.datasets.Dataset
+        The data (anything with ``root``, ``tracks``, ``subset``, ``table`` and ``manifest_hash``).
+    name : str
+        What the data is called (:func:`genrelib.datasets.demo.dataset_name`).
+    split : dict, optional
+        ``{track_id: part}``: one input per part, context ``training``, ``validation`` or ``test``
+        (:data:`PART_CONTEXTS`), digest the manifest hash of that part's tracks (so the test tracks of a training
+        run and an evaluation of the same test tracks have one digest). Tracks in no part are not recorded.
+    context : str
+        Without ``split``: the context of the whole (``evaluation``; ``test`` for the test part of a model).
+
+    The source is the folder's absolute path; the input's tags carry the part and the whole folder's manifest hash.
+    """
+    source = str(Path(ds.root).resolve())
+    whole = ds.manifest_hash()
+    if split is None:
+        log_dataset(ds.table(), name=name, source=source, digest=whole, context=context)
+        return
+    for part, ctx in PART_CONTEXTS.items():
+        part_ds = ds.subset([t for t in ds.tracks if split.get(t.track_id) == part])
+        if part_ds.tracks:
+            log_dataset(
+                part_ds.table(),
+                name=name,
+                source=source,
+                digest=part_ds.manifest_hash(),
+                context=ctx,
+                tags={"genrelib.part": part, "genrelib.manifest_hash": whole},
+            )
 
 
 def keras_epoch_logger():

@@ -425,7 +425,7 @@ def cross_validate(
         result.run_id = run.info.run_id
         from genrelib.training.trainer import data_name
 
-        tracking.log_dataset(ds.table(), name=data_name(ds), source=str(ds.root), digest=ds.manifest_hash())
+        tracking.log_data(ds, name=data_name(ds), context="training")  # every track trains and tests in turn
         run_all()
         tracking.log_metrics(
             {**{f"cv_mean_{k}": v for k, v in result.mean.items()}, **{f"cv_std_{k}": v for k, v in result.std.items()}}

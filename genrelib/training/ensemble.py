@@ -285,9 +285,6 @@ def make_ensemble(
         result.run_id = run.info.run_id
         accuracy = None
         if result.report is not None:
-            tracking.log_dataset(
-                ds.table(), name=data_name(ds), source=str(ds.root), digest=ds.manifest_hash(), context="evaluation"
-            )
             log_report(result.report, prefix=prefix)
             table = result.table()
             tracking.log_table(table, "reports/ensemble_members.csv")

@@ -151,7 +151,7 @@ def train(
         if evaluate_test and len(parts["test"]):  # (empty only when forced)
             res.report = ev.evaluate(model, parts["test"])  # a stored part: predicted shard by shard
         if log:
-            tracking.log_dataset(ds.table(split), name=data_name(ds), source=str(ds.root), digest=ds.manifest_hash())
+            tracking.log_data(ds, name=data_name(ds), split=split)  # training, validation, test: each its input
             tracking.log_dict(
                 {"split": split, "sizes": sizes, **({"split_file": file_record} if file_record else {})},
                 "data/split.json",
@@ -273,7 +273,7 @@ def keep_unlogged_model(model: GenreModel, exc: BaseException, *, run_id: str) -
 
 
 def data_name(ds: Dataset) -> str:
-    """What a data folder is called in MLflow: its folder name, marked when it is genrelib's synthetic demo."""
-    from genrelib.datasets.demo import is_demo
+    """What a data folder is called in MLflow (:func:`genrelib.datasets.demo.dataset_name`)."""
+    from genrelib.datasets.demo import dataset_name
 
-    return f"{ds.root.name} (synthetic demo)" if is_demo(ds.root) else ds.root.name
+    return dataset_name(ds)

@@ -297,7 +297,7 @@ def sweep(
         tags={"genrelib.stage": "sweep", "genrelib.family": family, **(tags or {})},
     ) as run:
         result.run_id = run.info.run_id
-        tracking.log_dataset(ds.table(split), name=data_name(ds), source=str(ds.root), digest=ds.manifest_hash())
+        tracking.log_data(ds, name=data_name(ds), split=split)
         study.optimize(objective, n_trials=int(trials), catch=(Exception,))
         counts = {s: sum(r["state"] == s for r in result.trials) for s in ("complete", "pruned", "failed")}
         tracking.log_metrics({f"trials_{s}": n for s, n in counts.items()})

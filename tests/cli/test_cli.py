@@ -78,6 +78,12 @@ def test_evaluate_without_part_scores_only_the_test_tracks_of_a_folder_the_model
     figures = {a.path for a in client.list_artifacts(eval_run.info.run_id, "figures")}
     assert figures == {"figures/test_confusion_segment.png", "figures/test_confusion_track.png"}
     assert figures <= {a.path for a in client.list_artifacts(run_id, "figures")}
+    # each part its own dataset input, by absolute path; the evaluation of the test part names the same tracks
+    trained, evaluated = dataset_inputs(run_id), dataset_inputs(eval_run.info.run_id)
+    assert sorted(trained) == ["test", "training", "validation"] and list(evaluated) == ["test"]
+    assert {d.source for d in (*trained.values(), *evaluated.values())} == {f'{{"uri": "{tiny_tree.resolve()}"}}'}
+    assert evaluated["test"].digest == trained["test"].digest != trained["training"].digest
+    assert all(d.name == "genres (synthetic demo)" for d in trained.values())
     assert main(["evaluate", uri, str(tiny_tree), "--part", "all", "--jobs", "1", "--no-log"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == f"summary model on {tiny_tree}: 12 tracks"
     # a folder of tracks it never saw (copies under other names) is scored whole, and the output says why
@@ -85,11 +91,25 @@ def test_evaluate_without_part_scores_only_the_test_tracks_of_a_folder_the_model
     for f in tiny_tree.glob("*/*.wav"):
         (other / f.parent.name).mkdir(parents=True, exist_ok=True)
         shutil.copy(f, other / f.parent.name / f"new-{f.name}")
-    assert main(["evaluate", uri, str(other), "--jobs", "1", "--no-log"]) == 0
+    assert main(["evaluate", uri, str(other), "--jobs", "1"]) == 0
     assert capsys.readouterr().out.splitlines()[:2] == [
         f"summary model on {other}: 12 tracks",
         "scored: every track of the folder (none of them in the model's train or valid part)",
     ]
+    whole = mlflow.search_runs(search_all_experiments=True, output_format="list", order_by=["start_time DESC"])[0]
+    assert list(dataset_inputs(whole.info.run_id)) == ["evaluation"]
+    assert "folder_track_accuracy" in whole.data.metrics and not any(k.startswith("test_") for k in whole.data.metrics)
+
+
+def dataset_inputs(run_id):
+    """A run's MLflow dataset inputs by their context."""
+    import mlflow
+
+    out = {}
+    for d in mlflow.get_run(run_id).inputs.dataset_inputs:
+        tags = {t.key: t.value for t in d.tags}
+        out[tags["mlflow.data.context"]] = d.dataset
+    return out
 
 
 def test_train_bad_input_exit_codes(tmp_path, tiny_tree):

@@ -77,6 +77,11 @@ def test_personal_test_labelled_with_unknown_genre(songs):
 
     run = mlflow.get_run(res.run_id)
     assert "personal_song_accuracy" in run.data.metrics and run.data.params["unknown_genres"] == "polka"
+    # the songs are the run's dataset input (context evaluation), by absolute path, with their genre folders
+    (entry,) = run.inputs.dataset_inputs
+    assert {t.key: t.value for t in entry.tags}["mlflow.data.context"] == "evaluation"
+    assert entry.dataset.name == songs.name and str(songs.resolve()) in entry.dataset.source
+    assert '"num_rows": 5' in entry.dataset.profile
 
 
 def test_personal_test_unlabelled_folder(tmp_path, write):

@@ -233,12 +233,17 @@ def test_runs_record_their_data_as_an_mlflow_dataset(tiny_tree):
     # issue 10 #3: the Dataset column was "-" everywhere; runs on the demo and on real audio could not be told apart
     res = train(tiny_tree, TrainConfig(family="summary", seed=1), n_jobs=1, register=False)
     inputs = mlflow.get_run(res.run_id).inputs.dataset_inputs
-    assert len(inputs) == 1
-    d = inputs[0].dataset
+    # issue 21 #10: each part its own input and context (the test tracks are not "Training"), digest its tracks'
+    by_context = {next(t.value for t in i.tags if t.key == "mlflow.data.context"): i for i in inputs}
+    assert sorted(by_context) == ["test", "training", "validation"]
     ds = datasets.scan(tiny_tree)
-    assert (d.name, d.digest) == ("genres (synthetic demo)", ds.manifest_hash())
-    assert str(tiny_tree) in d.source
-    assert [t.value for t in inputs[0].tags if t.key == "mlflow.data.context"] == ["training"]
+    for context, part in (("training", "train"), ("validation", "valid"), ("test", "test")):
+        entry = by_context[context]
+        tracks = ds.subset([t for t in ds.tracks if res.split[t.track_id] == part])
+        assert (entry.dataset.name, entry.dataset.digest) == ("genres (synthetic demo)", tracks.manifest_hash())
+        assert str(tiny_tree.resolve()) in entry.dataset.source
+        tags = {t.key: t.value for t in entry.tags}
+        assert (tags["genrelib.part"], tags["genrelib.manifest_hash"]) == (part, ds.manifest_hash())
 
 
 def test_logged_models_carry_their_test_metrics_not_the_first_epoch(tiny_tree):
