@@ -114,9 +114,9 @@ def test_train_register_evaluate_predict_through_the_server(client, tiny_tree, t
     np.testing.assert_allclose(answer[[f"p_{g}" for g in model.genres]].to_numpy()[0], pred.proba, rtol=1e-6)
     # evaluate by alias logs a run whose report reads back through the server, as the server stored it
     assert main(["evaluate", "genre-classifier@summary", str(tiny_tree), "--part", "test"]) == 0
-    eval_run = tracking.find_run("mlflow.runName", "evaluate-summary")
-    report = tracking.load_run_dict(eval_run, "reports/eval_report.json")
-    stored = [p for p in _files(artifacts) if p.name == "eval_report.json" and eval_run in p.parts]
+    eval_run = tracking.find_run("genrelib.stage", "evaluate")
+    report = tracking.load_run_dict(eval_run, "reports/test_report.json")  # the test part: named as in training
+    stored = [p for p in _files(artifacts) if p.name == "test_report.json" and eval_run in p.parts]
     assert len(stored) == 1 and json.loads(stored[0].read_text()) == report
     # the registered model's files are in the server's artifact folder; nothing was written to a local store
     model_id = version.source.removeprefix("models:/")  # models:/m-...: the logged model the version is
