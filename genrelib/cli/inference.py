@@ -45,9 +45,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         for w in report.wrong[:5]:
             print(f"  {one_line(w['track_id'])}: {w['true']} predicted as {w['predicted']} ({w['probability']:.2f})")
     if not args.no_log:
+        from genrelib.datasets import dataset_name
+
+        part = report.part or "all"
         with tracking.start_run(
-            f"evaluate-{model.family}",
-            params={"model": str(args.model), "data": str(args.data), "part": str(report.part or "all")},
+            f"evaluate-{model.family} · {args.model} · {dataset_name(report.dataset)} · {part} tracks",
+            params={"model": str(args.model), "data": str(Path(args.data).resolve()), "part": part},
             tags={"genrelib.stage": "evaluate"},
         ) as run:
             log_report(report)  # test_track_accuracy on the test part, as in the training run

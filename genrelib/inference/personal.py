@@ -132,7 +132,7 @@ def personal_test(
     hop_seconds: float | None = None,
     log: bool = True,
     parent_run_id: str | None = None,
-    run_name: str = "personal-test",
+    run_name: str | None = None,
     tags: dict | None = None,
     progress: bool = False,
     top_tags: int = 0,
@@ -237,7 +237,7 @@ def personal_test(
             model=model,
             hop_seconds=hop_seconds,
             parent_run_id=parent_run_id,
-            run_name=run_name,
+            run_name=run_name or f"personal-test · {model or 'default'} · {Path(folder).resolve().name}",
             tags=tags,
             top_tags=top_tags,
         )
@@ -267,7 +267,7 @@ def _log(
     from genrelib import plots, tracking
 
     params = {
-        "folder": str(folder),
+        "folder": str(Path(folder).resolve()),
         "model": str(model or "default"),
         "hop_seconds": hop_seconds,
         "top_tags": top_tags,

@@ -404,6 +404,7 @@ def cross_validate(
         run_all()
         return result
     from genrelib import tracking
+    from genrelib.training.trainer import run_title
 
     params = {
         **{f"train.{k}": v for k, v in asdict(config).items()},
@@ -411,12 +412,12 @@ def cross_validate(
         "cv.folds": folds,
         "cv.repeats": repeats,
         "cv.group": group or "none",
-        "data.root": str(ds.root),
+        "data.root": str(ds.root.resolve()),
         "data.tracks": len(ds.tracks),
         "data.manifest_hash": ds.manifest_hash(),
     }
     with tracking.start_run(
-        run_name or f"cv-{config.family}",
+        run_name or run_title("cv", config, ds, f"{folds}x{repeats} folds"),
         parent_run_id=parent_run_id,
         params=params,
         uri=tracking_uri,

@@ -274,7 +274,11 @@ def make_ensemble(
         "part": str(part),
     }
     if ds is not None:
-        params |= {"data.root": str(ds.root), "data.tracks": len(ds.tracks), "data.manifest_hash": ds.manifest_hash()}
+        params |= {
+            "data.root": str(ds.root.resolve()),
+            "data.tracks": len(ds.tracks),
+            "data.manifest_hash": ds.manifest_hash(),
+        }
     with tracking.start_run(
         run_name or "ensemble",
         parent_run_id=parent_run_id,

@@ -210,7 +210,7 @@ def train(
     params = {
         **{f"train.{k}": v for k, v in asdict(config).items()},
         **{f"features.{k}": v for k, v in fcfg.to_dict().items()},
-        "data.root": str(ds.root),
+        "data.root": str(ds.root.resolve()),
         "data.tracks": len(ds.tracks),
         "data.genres": ",".join(ds.genres),
         "data.skipped": len(fs.skipped),
@@ -218,7 +218,7 @@ def train(
         **{f"split.{k}": (len(v) if k == "missing" else v) for k, v in file_record.items()},
     }
     with tracking.start_run(
-        run_name or f"train-{config.family}",
+        run_name or run_title("train", config, ds),
         parent_run_id=parent_run_id,
         params=params,
         uri=tracking_uri,
@@ -270,6 +270,15 @@ def keep_unlogged_model(model: GenreModel, exc: BaseException, *, run_id: str) -
         f"{what}; the trained model is saved in {folder} (use it with --model {folder}); MLflow run "
         f"{run_id} is marked FAILED"
     )
+
+
+def run_title(stage: str, config, ds: Dataset, *details: str) -> str:
+    """A run name that tells runs apart: ``train-seed_cnn · genres (synthetic demo) · 30 epochs · seed 42``
+    (epochs for the Keras families only; ``details`` before the seed: ``5x1 folds``, ``20 trials``)."""
+    from genrelib.models import KERAS_FAMILIES
+
+    epochs = (f"{config.epochs} epochs",) if config.family in KERAS_FAMILIES else ()
+    return " · ".join((f"{stage}-{config.family}", data_name(ds), *details, *epochs, f"seed {config.seed}"))
 
 
 def data_name(ds: Dataset) -> str:

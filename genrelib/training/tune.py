@@ -192,7 +192,7 @@ def sweep(
     from genrelib.training.config import feature_config_for
     from genrelib.training.fitting import fit, with_copies
     from genrelib.training.splits import check_split, config_split, split_features, training_features
-    from genrelib.training.trainer import data_name, train
+    from genrelib.training.trainer import data_name, run_title, train
 
     if int(trials) != trials or trials < 1:
         raise ModelError(f"--trials must be a whole number >= 1, got {trials!r}")
@@ -285,12 +285,12 @@ def sweep(
         "sweep.objective": f"{OBJECTIVE} (minimized)",
         "sweep.pruner": type(pruner).__name__,
         "sweep.sampler": f"TPESampler(seed={config.seed})",
-        "data.root": str(ds.root),
+        "data.root": str(ds.root.resolve()),
         "data.tracks": len(ds.tracks),
         "data.manifest_hash": ds.manifest_hash(),
     }
     with tracking.start_run(
-        name,
+        run_name or run_title("sweep", config, ds, f"{trials} trials"),
         parent_run_id=parent_run_id,
         params=params,
         uri=tracking_uri,

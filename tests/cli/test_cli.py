@@ -374,3 +374,29 @@ def test_train_prints_one_line_per_epoch_on_stderr(tiny_tree, capsys):
             rf"genrelib: seed_cnn epoch {n}/2: loss \d+\.\d{{3}}, val loss \d+\.\d{{3}}, val accuracy [01]\.\d{{3}}, \d+ s",
             line,
         ), line
+
+
+def test_runs_record_absolute_data_roots_and_names_that_tell_them_apart(tiny_tree, monkeypatch, capsys):
+    import mlflow
+
+    from genrelib.datasets import scan
+    from genrelib.training.config import TrainConfig
+    from genrelib.training.trainer import run_title
+
+    monkeypatch.chdir(tiny_tree.parent)  # the data given as a relative path, "genres"
+    assert main(["train", "genres", "--model", "summary", "--seed", "3", "--jobs", "1", "--no-register"]) == 0
+    run_id = capsys.readouterr().out.split()[1].rstrip(":")
+    run = mlflow.get_run(run_id)
+    assert run.info.run_name == "train-summary · genres (synthetic demo) · seed 3"
+    assert run.data.params["data.root"] == str(tiny_tree.resolve())
+    assert main(["evaluate", f"runs:/{run_id}/model", "genres", "--part", "test", "--jobs", "1"]) == 0
+    evaluated = mlflow.get_run(capsys.readouterr().out.split()[-1])
+    assert evaluated.info.run_name == f"evaluate-summary · runs:/{run_id}/model · genres (synthetic demo) · test tracks"
+    assert evaluated.data.params["data"] == str(tiny_tree.resolve())
+    # two runs of one family on one folder, of 30 and of 3 epochs, have two names
+    ds = scan("genres")
+    names = {run_title("train", TrainConfig(family="seed_cnn", epochs=n), ds) for n in (30, 3)}
+    assert names == {
+        "train-seed_cnn · genres (synthetic demo) · 30 epochs · seed 42",
+        "train-seed_cnn · genres (synthetic demo) · 3 epochs · seed 42",
+    }
