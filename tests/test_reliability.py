@@ -1029,7 +1029,7 @@ def test_a_row_that_breaks_in_any_way_fails_alone(tiny_tree, tmp_path, monkeypat
     long_name = "a" * 300 + ".wav"  # inside the allowed folder, longer than a file name may be
     rows = [long_name, str(song), "metal/" + "b" * 260 + "/x.wav", str(song)]
     out = serving._answer(model, pd.DataFrame({"path": rows}), {}, serving.Limits(paths_dir=folder))
-    assert list(out["source"]) == rows
+    assert list(out["path"]) == rows and list(out["row"]) == [0, 1, 2, 3]
     assert out["error"].iloc[0].startswith(f"{long_name}: ") and "name too long" in out["error"].iloc[0].lower()
     assert out["error"].iloc[2] != "" and list(out["error"].iloc[[1, 3]]) == ["", ""]
     assert out["genre"].iloc[1] is not None and out["genre"].iloc[0] is None

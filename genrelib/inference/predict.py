@@ -10,7 +10,6 @@ feature configuration travels with it, so prediction extracts exactly the featur
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from importlib import resources
@@ -322,35 +321,48 @@ def rows_for(
     pred: SongPrediction,
     genres: list[str],
     *,
-    source: str | None = None,
+    path: str | None = None,
     top_k: int = 3,
     per_window: bool = False,
     top_tags: int = 0,
 ) -> list[dict]:
-    """Flat records of a prediction: one for the song (``window_start`` -1) and, if asked, one per window.
+    """Records of a prediction: one for the song (``window_start`` -1) and, if asked, one per window.
 
-    With ``top_tags`` > 0 and tags in the prediction, a ``tags`` column holds the top tags as JSON
-    ``[[tag, probability], ...]``.
+    Keys as in ``genrelib predict --format json``: ``path`` (default the prediction's), ``window_start``,
+    ``duration``, ``genre``, ``probability``, ``top`` (a list of ``{"genre", "probability"}``, best first, not a
+    JSON string), ``p_<genre>``; with ``top_tags`` > 0 and tags in the prediction, ``tags`` (a list of ``{"tag",
+    "probability"}``). :func:`flat_record` spreads the lists into columns for a table or CSV.
     """
 
     def rec(start: float, p: np.ndarray, window: int | None) -> dict:
         order = np.argsort(-p)
         r = {
-            "source": source or str(pred.path),
+            "path": str(pred.path) if path is None else path,
             "window_start": float(start),
             "duration": pred.duration,
             "genre": genres[order[0]],
             "probability": float(p[order[0]]),
-            "top_k": json.dumps([[genres[i], round(float(p[i]), 4)] for i in order[:top_k]]),
+            "top": [{"genre": genres[i], "probability": round(float(p[i]), 4)} for i in order[:top_k]],
             **{f"p_{g}": float(v) for g, v in zip(genres, p)},
         }
         if top_tags and pred.tags is not None:
-            r["tags"] = json.dumps([[t, round(q, 4)] for t, q in pred.top_tags(top_tags, window=window)])
+            r["tags"] = [{"tag": t, "probability": round(q, 4)} for t, q in pred.top_tags(top_tags, window=window)]
         return r
 
     out = [rec(-1.0, pred.proba, None)]
     if per_window:
         out += [rec(s, p, i) for i, (s, p) in enumerate(zip(pred.starts, pred.window_proba))]
+    return out
+
+
+def flat_record(record: dict) -> dict:
+    """A record of :func:`rows_for` with its lists spread into columns, for a table or CSV: ``top1_genre``,
+    ``top1_probability``, ... and ``tag1``, ``tag1_probability``, ... in place of ``top`` and ``tags``."""
+    out = {k: v for k, v in record.items() if k not in ("top", "tags")}
+    for i, t in enumerate(record.get("top") or [], 1):
+        out[f"top{i}_genre"], out[f"top{i}_probability"] = t["genre"], t["probability"]
+    for i, t in enumerate(record.get("tags") or [], 1):
+        out[f"tag{i}"], out[f"tag{i}_probability"] = t["tag"], t["probability"]
     return out
 
 
@@ -454,9 +466,13 @@ class Predictor:
         return preds, failures
 
     def table(self, preds: list[SongPrediction], *, top_k: int = 3, per_window: bool = False, top_tags: int = 0):
-        """Predictions as a DataFrame (see :func:`rows_for`)."""
+        """Predictions as a flat DataFrame, one column per value (see :func:`rows_for`, :func:`flat_record`)."""
         import pandas as pd
 
         return pd.DataFrame(
-            [r for p in preds for r in rows_for(p, self.genres, top_k=top_k, per_window=per_window, top_tags=top_tags)]
+            [
+                flat_record(r)
+                for p in preds
+                for r in rows_for(p, self.genres, top_k=top_k, per_window=per_window, top_tags=top_tags)
+            ]
         )

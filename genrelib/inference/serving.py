@@ -184,17 +184,19 @@ def audio_pyfunc(genres: list[str]) -> dict:
 def pyfunc_signature(genres: list[str]):
     """Signature of the audio model: path / audio_base64 in; genre, probabilities, top-k and error out."""
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import ColSpec, Schema
+    from mlflow.types.schema import Array, ColSpec, Object, Property, Schema
 
     inputs, params = input_schema()
+    top = Array(Object([Property("genre", "string"), Property("probability", "double")]))
     outputs = Schema(
         [
-            ColSpec("string", "source"),
+            ColSpec("long", "row"),
+            ColSpec("string", "path", required=False),
             ColSpec("double", "window_start"),
             ColSpec("double", "duration"),
             ColSpec("string", "genre"),
             ColSpec("double", "probability"),
-            ColSpec("string", "top_k"),
+            ColSpec(top, "top", required=False),
         ]
         + [ColSpec("double", f"p_{g}") for g in genres]
         + [ColSpec("string", "error")]
@@ -212,8 +214,9 @@ class GenrePyfunc(mlflow.pyfunc.PythonModel):
     unset) or an ``audio_base64`` column (the bytes of an audio file, base64-encoded); one of the two per row.
     Params: ``top_k`` (3, at least 1), ``per_window`` (False: one row per song; True: one row per 30 s window as
     well), ``hop_seconds`` (0: windows do not overlap; else at least ``GENRELIB_SERVE_MIN_HOP_SECONDS``).
-    Output: one row per song (and window): source, window_start (-1 for the song), duration, genre,
-    probability, top_k (JSON), ``p_<genre>`` for every genre, and ``error`` (empty when the row was classified;
+    Output: one row per song (and window), keyed as ``genrelib predict --format json``: row (the input row), path
+    (as given; null for base64 audio), window_start (-1 for the song), duration, genre, probability, top (a list
+    of {genre, probability}), ``p_<genre>`` for every genre, and ``error`` (empty when the row was classified;
     otherwise the reason, and no genre or probabilities).
 
     Raises
@@ -243,7 +246,8 @@ class GenrePyfunc(mlflow.pyfunc.PythonModel):
 @dataclass
 class _Row:
     index: int
-    source: str
+    source: str  # how messages name the row: its path, or "row 3" for base64 audio
+    path: str | None = None
     file: Path | None = None
     duration: float | None = None
     error: str = ""
@@ -345,7 +349,7 @@ def _prepare(i: int, rec: dict, tmp: Path, limits: Limits) -> _Row:
         path, b64 = _text(i, rec, "path"), _text(i, rec, "audio_base64")
     except GenrelibError as exc:
         return _Row(i, f"row {i}", error=str(exc))
-    row = _Row(i, path if path is not None and b64 is None else f"row {i}")
+    row = _Row(i, path if path is not None and b64 is None else f"row {i}", path=path)
     if path is not None and b64 is not None:
         row.error = f"row {i}: give either 'path' or 'audio_base64', not both"
         return row
@@ -408,7 +412,7 @@ def confine(path: str, folder: Path | None) -> Path:
 
 def _said(exc: Exception, row: _Row) -> str:
     # Messages name the file the server opened (a temp file, a resolved link): say what the client sent instead.
-    msg = " ".join(str(exc).split())
+    msg = " ".join(str(exc).split()).replace("re-copy it or remove it from the folder", "send an audio file")
     if row.file is not None:
         msg = msg.replace(str(row.file), row.source)
     return msg if msg.startswith(row.source) else f"{row.source}: {msg}"
@@ -455,19 +459,19 @@ def _classify(model, row: _Row, *, hop: float | None, top_k: int, per_window: bo
         logger.exception("unexpected error while classifying %s", row.source)
         row.error = f"{row.source}: internal error ({type(exc).__name__}); the server's log has the details"
         return []
-    return [
-        {**r, "error": ""} for r in rows_for(pred, model.genres, source=row.source, top_k=top_k, per_window=per_window)
-    ]
+    rows = rows_for(pred, model.genres, path=row.path, top_k=top_k, per_window=per_window)
+    return [{"row": row.index, **r, "path": row.path, "error": ""} for r in rows]  # path: None for base64 audio
 
 
 def _error_record(row: _Row, genres: list[str]) -> dict:
     return {
-        "source": row.source,
+        "row": row.index,
+        "path": row.path,
         "window_start": -1.0,
         "duration": row.duration,
         "genre": None,
         "probability": None,
-        "top_k": None,
+        "top": None,
         **{f"p_{g}": None for g in genres},
         "error": row.error,
     }
@@ -482,19 +486,11 @@ def _frame(records: list[dict]) -> pd.DataFrame:
 
 
 def sniff_suffix(data: bytes) -> str:
-    """File extension for audio bytes, from their magic numbers (libsndfile needs it for mp3)."""
-    if data[:4] == b"RIFF":
-        return ".wav"
-    if data[:4] == b"fLaC":
-        return ".flac"
-    if data[:4] == b"OggS":
-        return ".ogg"
-    if data[:4] == b".snd":
-        return ".au"
-    if data[:4] == b"FORM":
-        return ".aiff"
+    """File extension for audio bytes, from their magic numbers (libsndfile needs it for mp3; an m4a is refused
+    with a clear message by genrelib.audio)."""
+    magic = {b"RIFF": ".wav", b"fLaC": ".flac", b"OggS": ".ogg", b".snd": ".au", b"FORM": ".aiff"}
+    if data[:4] in magic:
+        return magic[data[:4]]
     if data[:3] == b"ID3" or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0):
         return ".mp3"
-    if data[4:8] == b"ftyp":
-        return ".m4a"  # rejected with a clear message by genrelib.audio
-    return ".bin"
+    return ".m4a" if data[4:8] == b"ftyp" else ".bin"

@@ -121,6 +121,9 @@ def test_predict_command_formats_and_exit_codes(songs, tmp_path, capsys):
     assert main(["predict", str(flac), "--format", "csv", "--timeline"]) == 0
     csv = pd.read_csv(io.StringIO(capsys.readouterr().out))
     assert csv["window_start"].iloc[0] == -1 and len(csv) >= 3 and "p_rock" in csv.columns
+    # the top genres as columns, not a JSON string in a cell
+    assert {"top1_genre", "top1_probability", "top3_genre"} <= set(csv.columns) and "top_k" not in csv.columns
+    assert csv["path"].iloc[0] == str(flac) and csv["top1_genre"].iloc[0] == data[0]["top"][0]["genre"]
     (tmp_path / "bad.mp3").write_text("not audio")
     r = subprocess.run(
         [

@@ -155,7 +155,10 @@ def test_served_model_classifies_base64_audio(served, tiny_tree):
     assert set(probs) == {"classical", "metal", "reggae"}
     assert sum(probs.values()) == pytest.approx(1.0)
     assert song["genre"] == max(probs, key=probs.get)
-    assert len(json.loads(song["top_k"])) == 2
+    # keyed as predict --format json: a list of {genre, probability}, not a JSON string; the input row, no path
+    assert [t["genre"] for t in song["top"]] == sorted(probs, key=probs.get, reverse=True)[:2]
+    assert song["top"][0]["probability"] == pytest.approx(probs[song["genre"]], abs=1e-4)
+    assert (song["row"], song["path"]) == (0, None) and "source" not in song
     local = res.model.predict_proba(res.features.select([wav.relative_to(tiny_tree).as_posix()]).X)[0]
     assert probs["metal"] == pytest.approx(local[1], rel=1e-6)
     assert song["error"] == ""
@@ -198,7 +201,7 @@ def test_readme_curl_posts_a_song_over_the_argument_limit(served, tmp_path):
     assert song_row["error"] == ""
     assert song_row["genre"] == "metal"  # the tiny model's metal, on demo metal it has not heard (seeded)
     assert song_row["duration"] == pytest.approx(25.0, abs=0.1)
-    assert len(json.loads(song_row["top_k"])) == 3
+    assert len(song_row["top"]) == 3 and song_row["top"][0]["genre"] == "metal"
 
 
 # ------------------------------------------------------------------------------------------- issue 12 probes
@@ -284,9 +287,10 @@ def test_one_bad_row_does_not_fail_the_batch(served):
     status, answer = _post(port, _split(["audio_base64"], data))
     assert status == 200, answer
     rows = answer["predictions"]
-    assert len(rows) == 10 and [r["source"] for r in rows] == [f"row {i}" for i in range(10)]
+    assert len(rows) == 10 and [r["row"] for r in rows] == list(range(10))
     assert [bool(r["error"]) for r in rows] == [False] * 3 + [True] + [False] * 5 + [True]
     assert rows[3]["error"].startswith("row 3: cannot be decoded as audio") and "/tmp" not in rows[3]["error"]
+    assert rows[3]["error"].endswith("the file is corrupt or not audio - send an audio file")  # no folder to fix
     assert rows[9]["error"] == "row 9: audio_base64 holds no bytes"
     assert rows[3]["genre"] is None and rows[3]["probability"] is None
     assert {r["genre"] for i, r in enumerate(rows) if i not in (3, 9)} == {"metal"}

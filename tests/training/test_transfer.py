@@ -65,7 +65,12 @@ def test_predict_tags_for_any_model_in_every_format(tiny_tree, capsys):
     import io
 
     df = pd.read_csv(io.StringIO(capsys.readouterr().out))
-    assert json.loads(df["tags"][0])[0][0] == out["tags"][0]["tag"]
+    assert df["tag1"][0] == out["tags"][0]["tag"] and list(df.columns[-4:]) == [
+        "tag1",
+        "tag1_probability",
+        "tag2",
+        "tag2_probability",
+    ]
 
 
 def test_predict_tags_bad_input(tiny_tree, capsys):
