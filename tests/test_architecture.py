@@ -44,3 +44,11 @@ def test_no_public_name_hides_a_module_of_its_package():
         modules = {p.stem for p in init.parent.glob("*.py")} - {"__init__", "__main__"}
         pkg = importlib.import_module(f"genrelib.{init.parent.name}")
         assert not set(pkg.__all__) & modules, (init.parent.name, set(pkg.__all__) & modules)
+
+
+def test_the_license_is_an_spdx_expression_not_the_deprecated_table():
+    # setuptools warns "project.license as a TOML table is deprecated" on every install of the table form
+    import tomllib
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert meta["project"]["license"] == "MIT"

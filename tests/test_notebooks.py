@@ -385,3 +385,22 @@ def test_command_line_parameter_reaches_the_run(tiny_tree, tmp_path, capsys):
     run = mlflow.get_run(run_id)
     assert run.data.params["features.n_mfcc"] == "13"  # given as "-p n_mfcc 13", parsed as an int
     assert run.data.tags["genrelib.notebook"] == "02_features"
+
+
+def test_notebook_html_is_written_without_nbconvert_notices(tmp_path, caplog):
+    import base64
+    import logging
+
+    from genrelib.pipeline.run import _write_html
+
+    png = base64.b64encode(bytes.fromhex("89504e470d0a1a0a") + b"\0" * 32).decode()
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("fig")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": png})]
+    nb.cells = [cell] * 3
+    path = tmp_path / "figures.ipynb"
+    nbformat.write(nb, path)
+    with caplog.at_level(logging.DEBUG):
+        html = _write_html(path)
+    assert html.exists() and "data:image/png;base64" in html.read_text()
+    assert not [r for r in caplog.records if "Alternative text" in r.getMessage()]

@@ -259,6 +259,8 @@ def _run(fn, args: list, n_jobs: int | None, progress: bool, desc: str) -> None:
 
     from genrelib.progress import Progress
 
+    if not args:  # nothing to write: no "0/0 files (100%)" line
+        return
     n_jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(args) or 1))
     bar = Progress(len(args), desc, bar=progress)  # a bar on a terminal, else log lines (genrelib.progress)
     if n_jobs == 1 or len(args) < 4:

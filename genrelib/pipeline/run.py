@@ -136,7 +136,11 @@ def _write_html(output: Path) -> Path:
     from nbconvert import HTMLExporter
 
     html = output.with_suffix(".html")
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(output, as_version=4))
+    # nbconvert's notices ("Alternative text is missing on 8 image(s)": matplotlib figures) are not for the user
+    quiet = logging.getLogger("genrelib.pipeline.nbconvert")
+    quiet.setLevel(logging.ERROR)
+    quiet.propagate = False
+    body, _ = HTMLExporter(log=quiet).from_notebook_node(nbformat.read(output, as_version=4))
     html.write_text(body)
     return html
 

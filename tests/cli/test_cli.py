@@ -33,6 +33,15 @@ def test_demo_scan_features(tmp_path, capsys):
     assert (tmp_path / "m.npz").stat().st_size > 0
 
 
+def test_demo_data_with_nothing_to_write_draws_no_progress_line(tmp_path, capsys):
+    args = ["demo-data", str(tmp_path / "demo"), "--per-genre", "1", "--seconds", "3.5"]
+    assert main(args) == 0
+    assert "demo tracks: 10/10 files (100%)" in capsys.readouterr().err
+    assert main(args) == 0
+    cap = capsys.readouterr()
+    assert "0 written, 10 already there and kept" in cap.out and "demo tracks" not in cap.err
+
+
 def test_bad_input_one_line_error_nonzero_exit(tmp_path):
     for args in (["scan", str(tmp_path / "missing")], ["features", str(tmp_path), "--out", str(tmp_path / "x.npz")]):
         r = subprocess.run([sys.executable, "-m", "genrelib.cli", *args], capture_output=True, text=True)
