@@ -83,12 +83,13 @@ compare: $(STAMP) ## run notebooks/06_compare: leaderboard, family chart and bes
 lab: $(STAMP) ## start JupyterLab on notebooks/ with the project's kernel (named genrelib)
 	$(VENV)/bin/jupyter lab --notebook-dir notebooks --ip 127.0.0.1 $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
-ui: $(STAMP) ## start the MLflow UI on 127.0.0.1 (PORT=5000) against the project's store
+ui: $(STAMP) ## start the MLflow UI on 127.0.0.1 (PORT=5000) against the project's store (no job runner)
 	@case "$(MLFLOW_TRACKING_URI)" in http://*|https://*) \
 	  $(PY) -c "from genrelib import tracking; print('the tracking server serves the UI; genrelib runs:', tracking.ui_url())"; \
 	  exit 0;; esac; \
 	$(PY) -c "from genrelib import tracking; print('genrelib runs:', tracking.ui_url(port=$(PORT)))" && \
-	exec $(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port $(PORT)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false exec $(VENV)/bin/mlflow ui \
+	  --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port $(PORT)
 
 server: $(STAMP) ## team tracking server on 127.0.0.1:SERVER_PORT (5050), SQL store + proxied artifacts (BACKEND=postgresql://...)
 	@$(PY) scripts/tracking_server.py --backend '$(BACKEND)' --artifacts '$(ARTIFACTS)' --host $(SERVER_HOST) \

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -296,4 +297,10 @@ def ui_command() -> str:
 
     if tracking.is_server():  # a tracking server (make server) serves its own UI
         return f"the tracking server at {tracking.tracking_uri()} serves it"
-    return f"mlflow ui --backend-store-uri {tracking.tracking_uri()} --host 127.0.0.1 --port 5000   (or: make ui)"
+    # as printed it must work on a clean PATH (the venv's mlflow, by its path), and without MLflow's job runner and
+    # its 7 consumer processes (~1.4 GB that stay up), as make ui and make server start it
+    mlflow = Path(sys.executable).parent / "mlflow"
+    return (
+        f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false {shlex.quote(str(mlflow))} ui --backend-store-uri "
+        f"{shlex.quote(tracking.tracking_uri())} --host 127.0.0.1 --port 5000   (or: make ui)"
+    )

@@ -44,9 +44,24 @@ def cmd_run_all(args: argparse.Namespace) -> int:
     for nb in runs:
         print(f"  {nb.name:<18} {nb.seconds:6.0f} s  run {nb.run_id}  {nb.output}")
     print(f"all {len(runs)} notebooks ran in {time.perf_counter() - t0:.0f} s under MLflow parent run {parent}")
+    from genrelib import tracking
+
+    for nb in runs:
+        if nb.name == "03_train" and nb.run_id:
+            # a sweep's parent run holds the retrained best's numbers as best_test_*; its tags name the run itself
+            run_id = tracking.run_tag(nb.run_id, "genrelib.best_run_id") or nb.run_id
+            accuracy = tracking.run_metric(run_id, "test_track_accuracy")
+            version = tracking.run_tag(run_id, "genrelib.registered_version")
+            print(
+                f"03_train: test accuracy per track {accuracy:.3f} (held-out tracks)"
+                if accuracy is not None
+                else "03_train: no test tracks, no test accuracy"
+            )
+            if version:
+                alias = tracking.run_tag(run_id, "genrelib.alias") or ""
+                print(f"  registered as genre-classifier/{version}; {alias}".rstrip("; "))
     print(f"executed notebooks (ipynb and html): {Path(args.out).resolve()}")
     print(f"compare runs in the MLflow UI: {ui_command()}")
-    from genrelib import tracking
 
     print(f"then open {tracking.ui_url()} (genrelib's runs; Models tab: logged models with their test metrics)")
     print(

@@ -123,6 +123,8 @@ def log_genre_model(
         if mlflow.active_run():
             mlflow.set_tag("genrelib.registered_version", version)
         out["alias"], out["alias_moved"], out["alias_reason"] = promote(version, record, how=promote_alias)
+        if mlflow.active_run():  # where the alias went, for run-all's summary and whoever reads the run
+            mlflow.set_tag("genrelib.alias", out["alias_reason"])
     return out
 
 

@@ -264,6 +264,12 @@ def epoch_metric(key: str) -> str:
     return f"epoch/{key}"  # learning_rate and the like
 
 
+def run_metric(run_id: str, key: str) -> float | None:
+    """The (latest) value of metric ``key`` of a run, or None."""
+    setup()
+    return mlflow.MlflowClient().get_run(run_id).data.metrics.get(key)
+
+
 def run_tag(run_id: str, key: str) -> str | None:
     """The value of tag ``key`` of a run, or None."""
     setup()

@@ -41,6 +41,7 @@ def describe(result: TrainResult):
         "family": result.model.family,
         "run id": result.run_id,
         "registered version": result.registered_version,
+        "alias": result.extra.get("alias_reason") or "not registered",
         "tracks train / valid / test": f"{sizes['train']} / {sizes['valid']} / {sizes['test']}",
         "rows train / valid": f"{info.get('train_rows')} / {info.get('valid_rows')}",
     }

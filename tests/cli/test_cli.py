@@ -1,6 +1,7 @@
 import fcntl
 import os
 import re
+import shlex
 import shutil
 import struct
 import subprocess
@@ -409,3 +410,33 @@ def test_runs_record_absolute_data_roots_and_names_that_tell_them_apart(tiny_tre
         "train-seed_cnn · genres (synthetic demo) · 30 epochs · seed 42",
         "train-seed_cnn · genres (synthetic demo) · 3 epochs · seed 42",
     }
+
+
+def test_run_all_summary_says_the_test_accuracy_and_where_the_alias_went(tmp_path, monkeypatch, capsys):
+    import mlflow
+
+    from genrelib import pipeline, tracking
+    from genrelib.pipeline.run import NotebookRun
+
+    tracking.setup()
+    with mlflow.start_run(run_name="03_train") as run:  # what notebook 03 leaves in the store
+        mlflow.log_metric("test_track_accuracy", 0.617)
+        mlflow.set_tags(
+            {"genrelib.registered_version": "5", "genrelib.alias": "@seed-cnn stays on version 2 (test accuracy ...)"}
+        )
+    runs = [
+        NotebookRun(n, tmp_path / f"{n}.ipynb", tmp_path / f"{n}.html", None, 1.0) for n in ("01_eda", "02_features")
+    ]
+    runs.append(NotebookRun("03_train", tmp_path / "03.ipynb", tmp_path / "03.html", run.info.run_id, 2.0))
+    monkeypatch.setattr(pipeline, "run_all", lambda **kw: ("parent-id", runs))
+    assert main(["run-all", "--data", str(tmp_path), "--personal", str(tmp_path), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "03_train: test accuracy per track 0.617 (held-out tracks)\n" in out
+    assert "  registered as genre-classifier/5; @seed-cnn stays on version 2 (test accuracy ...)\n" in out
+    # the UI line works as printed on a clean PATH, without MLflow's job runner (issue 21 #7)
+    line = next(x for x in out.splitlines() if x.startswith("compare runs in the MLflow UI: "))
+    words = shlex.split(line.split(": ", 1)[1].split("   (or: make ui)")[0])
+    assert words[0] == "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false" and words[2:4] == ["ui", "--backend-store-uri"]
+    clean = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp")}
+    r = subprocess.run([words[1], "ui", "--help"], capture_output=True, text=True, env=clean, timeout=60)
+    assert r.returncode == 0 and "--backend-store-uri" in r.stdout

@@ -211,9 +211,14 @@ def test_describe_says_what_was_forced_left_out_and_still_improving():
     assert table["still improving"] == (
         "yes: validation loss was still falling at the last epoch (30); more epochs would likely help"
     )
+    # notebook 03 shows it as a Styler: every line in full, not cut at pandas' 50 characters (issue 21 #12)
+    html = describe(res).style.to_html()
+    assert "more epochs would likely help" in html
+    assert table["alias"] == "not registered"
     res.model.info["still_improving"] = False
-    res.extra = {}
+    res.extra = {"alias_reason": "@seed-cnn stays on version 3 (test accuracy 0.9 > 0.8 on the same data)"}
     assert {"still improving", "tracks left out of the split"}.isdisjoint(describe(res).index)
+    assert describe(res)["value"]["alias"] == res.extra["alias_reason"]
 
 
 @needs_shared()
