@@ -75,20 +75,22 @@ def log_genre_model(
 
     reqs = requirements(model.family)
     native = None
+    # the second model is named for what it is: the bare network or pipeline on feature rows, no audio in
+    native_name = f"{model.family}_on_{model.feature_config.kind}_features" if model.family != "ensemble" else None
     if model.family == "ensemble":
         pass  # no one native model: the members' folders travel inside the audio model
     elif model.is_keras:
         shape = (-1, *model.feature_config.row_shape)
         out_spec = Schema([TensorSpec(np.dtype("float32"), (-1, len(model.genres)))])
         sig = ModelSignature(inputs=Schema([TensorSpec(np.dtype("float32"), (*shape, 1))]), outputs=out_spec)
-        native = mlflow.keras.log_model(model.estimator, name=f"{name}_keras", signature=sig, pip_requirements=reqs)
+        native = mlflow.keras.log_model(model.estimator, name=native_name, signature=sig, pip_requirements=reqs)
     else:
         shape = (-1, *model.feature_config.row_shape)
         out_spec = Schema([TensorSpec(np.dtype("float64"), (-1, len(model.genres)))])
         sig = ModelSignature(inputs=Schema([TensorSpec(np.dtype("float64"), shape)]), outputs=out_spec)
         native = mlflow.sklearn.log_model(
             model.estimator,
-            name=f"{name}_sklearn",
+            name=native_name,
             signature=sig,
             pip_requirements=reqs,
             serialization_format="skops",
@@ -112,6 +114,7 @@ def log_genre_model(
                     registered_model_name=REGISTERED_MODEL if register else None,
                 )
     out = {"model_uri": info.model_uri, "native_uri": None if native is None else native.model_uri}
+    _describe_logged(model, info, native, name=name, dataset_name=dataset_name, accuracy=test_track_accuracy)
     if register and info.registered_model_version is not None:
         version = str(info.registered_model_version)
         out["version"] = version
@@ -126,6 +129,35 @@ def log_genre_model(
         if mlflow.active_run():  # where the alias went, for run-all's summary and whoever reads the run
             mlflow.set_tag("genrelib.alias", out["alias_reason"])
     return out
+
+
+def _describe_logged(model, info, native, *, name: str, dataset_name, accuracy) -> None:
+    """A description on each logged model (the UI's Description column, tag ``mlflow.note.content``)."""
+    client = mlflow.MlflowClient()
+    trained = f" Trained on {dataset_name}" if dataset_name else ""
+    score = f"; test accuracy per track {accuracy:.3f}." if accuracy is not None else "."
+    client.set_logged_model_tags(
+        info.model_id,
+        {
+            "mlflow.note.content": (
+                f"{model.family} genre classifier, audio in: one file per row (path, or base64 bytes in "
+                "audio_base64) -> genre, top genres and probabilities per song and 30 s window. Load it with "
+                f"genrelib's load_model or mlflow.pyfunc; serve it with mlflow models serve.{trained}{score}"
+            )
+        },
+    )
+    if native is not None:
+        kind = "Keras network" if model.is_keras else "scikit-learn pipeline"
+        client.set_logged_model_tags(
+            native.model_id,
+            {
+                "mlflow.note.content": (
+                    f"The bare {kind} inside '{name}': {model.feature_config.kind} feature rows of shape "
+                    f"{tuple(model.feature_config.row_shape)} in, probabilities of {', '.join(model.genres)} out. "
+                    f"No audio decoding or feature extraction: for audio use '{name}'."
+                )
+            },
+        )
 
 
 def version_record(model, *, test_track_accuracy: float | None, dataset_name: str | None) -> dict:

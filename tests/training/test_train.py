@@ -257,6 +257,12 @@ def test_logged_models_carry_their_test_metrics_not_the_first_epoch(tiny_tree):
     client = mlflow.MlflowClient()
     outputs = client.get_run(res.run_id).outputs.model_outputs
     assert len(outputs) == 2  # the native Keras model and the audio model
+    # named for what they are, each with a description (issue 21 #5)
+    logged = {client.get_logged_model(o.model_id).name: client.get_logged_model(o.model_id) for o in outputs}
+    assert set(logged) == {"model", "seed_cnn_on_mfcc_features"}
+    assert logged["model"].tags["mlflow.note.content"].startswith("seed_cnn genre classifier, audio in: ")
+    native = logged["seed_cnn_on_mfcc_features"].tags["mlflow.note.content"]
+    assert native.startswith("The bare Keras network inside 'model': mfcc feature rows of shape (")
     for out in outputs:
         linked = {m.key: m.value for m in client.get_logged_model(out.model_id).metrics}
         assert linked["test_track_accuracy"] == pytest.approx(res.report.track.metrics["accuracy"])
