@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 
 from genrelib import __version__
@@ -107,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             from genrelib import tracking
 
             tracking.setup()  # a store that cannot be written: one line now, not after the work
+            # its runs, and the versions they register, say which command made them
+            tracking.set_command(shlex.join(["genrelib", *(sys.argv[1:] if argv is None else argv)]))
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a reader that went away is met here, not as a traceback at exit
         return code
@@ -135,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"genrelib: error: {one_line(why)}", file=sys.stderr)
         return 2
     finally:
+        if "genrelib.tracking" in sys.modules:
+            sys.modules["genrelib.tracking"].set_command(None)
         for s, handler in previous.items():
             signal.signal(s, signal.SIG_DFL if handler is None else handler)
         _progress_lines_off(progress_handler)

@@ -47,6 +47,7 @@ from genrelib.tracking.runs import (
     run_metric,
     run_tag,
     search_runs,
+    set_command,
     set_tags,
     start_run,
 )
@@ -93,6 +94,7 @@ __all__ = [
     "run_metric",
     "run_tag",
     "search_runs",
+    "set_command",
     "server_command",
     "SERVER_ENV",
     "SERVER_PORT",

@@ -161,8 +161,16 @@ def _describe_logged(model, info, native, *, name: str, dataset_name, accuracy) 
 
 
 def version_record(model, *, test_track_accuracy: float | None, dataset_name: str | None) -> dict:
-    """The tags a registered version carries: family, data set name and digest, split, test accuracy, epochs."""
+    """The tags a registered version carries: family, data set name and digest, split, test accuracy (four
+    decimals, so that the registry's text sort orders versions by it), epochs, and where it came from (``source``:
+    the genrelib command, the notebook, or the library call; ``run_name``)."""
     info = model.info
+    run = mlflow.active_run()
+    tags = run.data.tags if run is not None else {}
+    if tags.get("genrelib.notebook"):
+        source = f"notebook {tags['genrelib.notebook']}"
+    else:
+        source = tags.get("genrelib.command") or f"library call ({tags.get('genrelib.stage', 'log_genre_model')})"
     rec = {
         "family": model.family,
         "dataset_name": dataset_name or Path(str(info.get("data_root", "?"))).name,
@@ -172,6 +180,10 @@ def version_record(model, *, test_track_accuracy: float | None, dataset_name: st
     }
     if "epochs_run" in info:
         rec["epochs"] = info["epochs_run"]
+        rec["best_epoch"] = info.get("best_epoch", "")
+    rec["source"] = source
+    if run is not None:
+        rec["run_name"] = run.info.run_name or ""
     return rec
 
 
@@ -182,6 +194,7 @@ def version_description(record: dict) -> str:
         f"{record['family']} trained on {record['dataset_name']} (digest {record['dataset_digest']}, split "
         f"{record['split']}); test per-track accuracy {acc or 'not measured'}"
         + (f"; {record['epochs']} epochs" if "epochs" in record else "")
+        + (f"; from {record['source']}" if record.get("source") else "")
     )
 
 

@@ -37,6 +37,16 @@ def git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
+#: The command line of the genrelib CLI process, tagged on its runs (``genrelib.command``); None in a library call.
+_command: str | None = None
+
+
+def set_command(command: str | None) -> None:
+    """Tag the runs this process starts with the command that started them (the CLI sets it; None to stop)."""
+    global _command
+    _command = command
+
+
 def _standard_tags(tags: dict | None) -> dict:
     # pid, its start time and the host let reap_orphan_runs tell a run whose process was killed (SIGKILL, power
     # loss) from one still working; the start time tells a reused pid from the run's own process. On a shared
@@ -50,6 +60,7 @@ def _standard_tags(tags: dict | None) -> dict:
         "genrelib.pid_start": process_start(pid),
         "genrelib.host": socket.gethostname(),
         **machine,
+        **({"genrelib.command": _command[:5000]} if _command else {}),
         **(tags or {}),
     }
 

@@ -26,6 +26,12 @@ def test_family_alias_moves_only_to_a_version_at_least_as_good_on_the_same_data(
     assert v1.description.startswith(
         f"summary trained on genres (synthetic demo) (digest {digest}, split random); test per-track accuracy {acc}"
     )
+    # where it came from (issue 21 #8): the command, the run's name; the score in four decimals (sorts as text)
+    command = f"genrelib train {tiny_tree} --model summary --seed 1"
+    assert v1.tags["source"] == command and v1.description.endswith(f"; from {command}")
+    assert v1.tags["run_name"] == "train-summary · genres (synthetic demo) · seed 1"
+    assert len(acc) == 6 and float(acc) == round(float(acc), 4)
+    assert mlflow.get_run(v1.run_id).data.tags["genrelib.command"] == command
     # the same data and seed: as good, so the alias moves
     assert main(args) == 0
     assert _alias_line(capsys.readouterr().out) == (
