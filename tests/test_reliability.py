@@ -426,7 +426,7 @@ def test_sigterm_during_train_ends_the_run_killed(tiny_tree, tmp_path):
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None:
-            running = [r for r in _runs("RUNNING") if "loss" in r.data.metrics]
+            running = [r for r in _runs("RUNNING") if "epoch/train_loss" in r.data.metrics]
             if running:
                 break
             time.sleep(0.5)
