@@ -315,13 +315,15 @@ def add_commands(sub) -> None:
         "--out", default=None, help="model folder to write (default: the package's own genrelib/data/default)"
     )
     d.add_argument("--table", default=None, help="also write the feature table (.npz) the shipped-model test reads")
-    d.add_argument("--folds", type=int, default=5, help="grouped cross-validation folds (default: %(default)s)")
-    d.add_argument("--repeats", type=int, default=3, help="cross-validation repeats (default: %(default)s)")
+    d.add_argument(
+        "--folds", type=whole(low=2), default=5, help="grouped cross-validation folds (default: %(default)s)"
+    )
+    d.add_argument("--repeats", type=POSITIVE, default=3, help="cross-validation repeats (default: %(default)s)")
     d.add_argument(
         "--group", default="blocks:5", help="how tracks are grouped: blocks:N or ff-runs (default: %(default)s)"
     )
-    d.add_argument("--seed", type=int, default=42, help="cross-validation seed (default: %(default)s)")
-    d.add_argument("--jobs", type=int, default=None, help="feature worker processes (default: all cores)")
+    d.add_argument("--seed", type=SEED, default=42, help="cross-validation seed (default: %(default)s)")
+    d.add_argument("--jobs", type=POSITIVE, default=None, help="feature worker processes (default: all cores)")
     d.add_argument("--no-log", action="store_true", help="do not log to MLflow")
     d.set_defaults(func=cmd_train_default)
 

@@ -140,6 +140,8 @@ def test_a_corrupt_shipped_file_names_itself_and_the_rebuild_command(tmp_path, m
 def test_train_default_command_builds_logs_and_is_used_by_predict(gtzan_tree, tmp_path, capsys):
     root = gtzan_tree({g: {"train": 4} for g in ("blues", "classical", "metal")}, seconds=4.0)
     out, table = tmp_path / "model", tmp_path / "table.npz"
+    assert main(["train-default", str(root), "--folds", "1"]) == 2  # checked as the command line is read
+    assert "argument --folds: must be a whole number >= 2, got '1'" in capsys.readouterr().err
     rc = main(
         [
             "train-default",
