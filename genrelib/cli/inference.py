@@ -177,3 +177,47 @@ def cmd_personal_test(args: argparse.Namespace) -> int:
     if res.run_id:
         print(f"logged as run {res.run_id}")
     return 1 if res.failures else 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    from genrelib.inference.predict import describe_model
+    from genrelib.inference.served import serve_command, serve_env, write_served_model
+
+    with socket.socket() as s:  # a port in use fails now, in one line, not after the model is written
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: closed connections do not count
+        try:
+            s.bind((args.host, args.port))
+        except OSError as exc:
+            raise GenrelibError(
+                f"cannot serve on {args.host}:{args.port} ({exc.strerror or exc}); pass another --port"
+            ) from exc
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no 110-step bar while copying files
+    ref = args.model or "default"
+    tmp = Path(tempfile.mkdtemp(prefix="genrelib-serve-"))
+    try:
+        model = write_served_model(ref, tmp / "model")
+        print(describe_model(ref, model))
+        print(
+            f"serving it at http://{args.host}:{args.port}/invocations (POST audio_base64 or path rows: the "
+            "README's serving section); Ctrl-C stops it",
+            flush=True,
+        )
+        server = subprocess.Popen(serve_command(tmp / "model", host=args.host, port=args.port), env=serve_env())
+        try:
+            return server.wait()
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (genrelib.cli.run raises Terminated): stop the server too
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+            return 0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -10,7 +10,7 @@ from genrelib.cli.common import (
     add_training_options,
 )
 from genrelib.cli.data import cmd_demo_data, cmd_features, cmd_scan
-from genrelib.cli.inference import cmd_evaluate, cmd_personal_test, cmd_predict
+from genrelib.cli.inference import cmd_evaluate, cmd_personal_test, cmd_predict, cmd_serve
 from genrelib.cli.notebooks import cmd_notebook, cmd_run_all
 from genrelib.cli.options import COUNT, HOP, POSITIVE, SEED, existing, number, whole
 from genrelib.cli.training import cmd_ensemble, cmd_sweep, cmd_train, cmd_train_default, cmd_train_reference
@@ -361,6 +361,14 @@ def add_commands(sub) -> None:
     pt.add_argument("--tag-model", default="MSD_musicnn", help="the musicnn network that gives the tags")
     pt.add_argument("--no-log", action="store_true", help="do not log to MLflow")
     pt.set_defaults(func=cmd_personal_test)
+
+    sv = sub.add_parser(
+        "serve", help="serve a model over REST (mlflow models serve): the shipped default when none is named"
+    )
+    sv.add_argument("model", nargs="?", default=None, help=model_help.replace("model: ", "", 1) + " (default: default)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=whole(low=1, high=65535), default=5001, help="port (default 5001)")
+    sv.set_defaults(func=cmd_serve)
 
     nb = sub.add_parser("notebook", help="run one notebook headlessly with papermill, logged to MLflow")
     nb.add_argument(

@@ -36,6 +36,18 @@ def reference_model_path() -> Path:
     return Path(str(resources.files("genrelib") / "data" / "reference"))
 
 
+def describe_model(ref, model) -> str:
+    """One line: which model ``ref`` names, its family and the data it was trained on."""
+    info = model.info
+    data = info.get("trained_on") or info.get("data_root") or "unrecorded data"
+    if info.get("synthetic_demo"):
+        data += " (genrelib's synthetic demo music)"
+    return (
+        f"model: {ref} ({model.family}, {len(model.genres)} genres, trained on {data}"
+        f"{', split ' + str(info['split']) if 'split' in info else ''})"
+    )
+
+
 def load_model(ref=None):
     """Load a :class:`~genrelib.models.base.GenreModel` from many kinds of reference.
 
@@ -402,14 +414,7 @@ class Predictor:
 
     def describe(self) -> str:
         """One line: which model this is, its family and the data it was trained on."""
-        info = self.model.info
-        data = info.get("trained_on") or info.get("data_root") or "unrecorded data"
-        if info.get("synthetic_demo"):
-            data += " (genrelib's synthetic demo music)"
-        return (
-            f"model: {self.ref} ({self.model.family}, {len(self.genres)} genres, trained on {data}"
-            f"{', split ' + str(info['split']) if 'split' in info else ''})"
-        )
+        return describe_model(self.ref, self.model)
 
     def demo_warning(self, paths) -> str | None:
         """A warning when a model trained on real music is asked about genrelib's synthetic demo songs (or the

@@ -40,6 +40,8 @@ def requirements(family: str) -> list[str]:
     base = ["numpy", "scipy", "pandas", "librosa", "soundfile", "soxr", "scikit-learn", "skops", "mlflow", "tqdm"]
     if family != "summary":  # Keras families, and musicnn's embedding network
         base += ["tensorflow-cpu", "keras"]
+    if family in ("musicnn", "ensemble"):  # the musicnn network's default engine
+        base += ["onnxruntime"]
     return _pins(base)
 
 
@@ -129,6 +131,29 @@ def log_genre_model(
         if mlflow.active_run():  # where the alias went, for run-all's summary and whoever reads the run
             mlflow.set_tag("genrelib.alias", out["alias_reason"])
     return out
+
+
+def save_audio_pyfunc(model, path: str | Path, *, python_model: str | Path, signature) -> Path:
+    """Write a :class:`~genrelib.models.base.GenreModel` as an MLflow audio model folder at ``path`` (no run, no
+    registry): what ``mlflow models serve -m <path>`` serves, the same pyfunc :func:`log_genre_model` logs.
+
+    ``python_model`` and ``signature`` are given by the caller, as for :func:`log_genre_model`. ``path`` must not
+    exist yet.
+    """
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = model.save(Path(tmp) / "genre_model")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*input example was not provided", category=UserWarning)
+            mlflow.pyfunc.save_model(
+                str(path),
+                python_model=str(python_model),
+                artifacts={"genre_model": str(folder)},
+                code_paths=[str(PACKAGE_DIR)],
+                signature=signature,
+                pip_requirements=requirements(model.family),
+            )
+    return path
 
 
 def _describe_logged(model, info, native, *, name: str, dataset_name, accuracy) -> None:

@@ -16,12 +16,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from genrelib.inference import serving
 from genrelib.training.config import TrainConfig
 from genrelib.training.trainer import train
+
+from ..conftest import sine
 
 #: Limits the test server runs with (the others keep their defaults): small payload caps keep the probes small.
 SERVER_ENV = {"GENRELIB_SERVE_MAX_ROW_MB": "0.5", "GENRELIB_SERVE_MAX_REQUEST_MB": "3"}
@@ -45,8 +48,9 @@ def _header_only_wav(path: Path, seconds: float, sr: int = 22050) -> Path:
 
 @pytest.fixture(scope="module")
 def served(tiny_tree, tmp_path_factory):
-    """A summary model trained on the tiny tree and served by ``mlflow models serve``, with paths allowed under a
-    folder of its own; yields (port, training result, that folder)."""
+    """A summary model trained on the tiny tree and served by ``genrelib serve genre-classifier/<version>`` (which
+    runs ``mlflow models serve``), with paths allowed under a folder of its own; yields (port, training result,
+    that folder). Stopped by SIGTERM to genrelib, which stops the server and removes the model folder it wrote."""
     tmp = tmp_path_factory.mktemp("served")
     audio_dir = tmp / "audio"
     shutil.copytree(tiny_tree / "metal", audio_dir / "metal")
@@ -55,29 +59,13 @@ def served(tiny_tree, tmp_path_factory):
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp / 'mlruns' / 'mlflow.db'}")
         res = train(tiny_tree, TrainConfig(family="summary", seed=1), n_jobs=1)
         port = _free_port()
-        mlflow_bin = Path(sys.executable).parent / "mlflow"
         log = open(tmp / "server.log", "w")
-        env = {
-            **os.environ,
-            **SERVER_ENV,
-            "GENRELIB_SERVE_PATHS_DIR": str(audio_dir),
-            # mlflow starts uvicorn by name: the environment's bin folder must be on PATH
-            "PATH": f"{mlflow_bin.parent}{os.pathsep}{os.environ['PATH']}",
-        }
+        (tmp / "t").mkdir()
+        # no PATH given: genrelib serve puts the environment's bin folder on it (mlflow starts uvicorn by name)
+        env = {**os.environ, **SERVER_ENV, "GENRELIB_SERVE_PATHS_DIR": str(audio_dir), "TMPDIR": str(tmp / "t")}
+        serve = ["serve", f"genre-classifier/{res.registered_version}", "--port", str(port)]
         server = subprocess.Popen(
-            [
-                str(mlflow_bin),
-                "models",
-                "serve",
-                "-m",
-                f"models:/genre-classifier/{res.registered_version}",
-                "--env-manager",
-                "local",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-            ],
+            [sys.executable, "-m", "genrelib.cli", *serve],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -97,12 +85,19 @@ def served(tiny_tree, tmp_path_factory):
             time.sleep(1)
         yield port, res, audio_dir
     finally:
-        os.killpg(server.pid, signal.SIGTERM)  # stop the server (and its gunicorn/uvicorn workers) by process id
+        server.send_signal(signal.SIGTERM)  # genrelib alone: it stops the server (uvicorn) it started
         try:
-            server.wait(timeout=20)
+            server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
         log.close()
+    served_log = (tmp / "server.log").read_text()
+    assert server.returncode == 0, served_log[-2000:]
+    assert list((tmp / "t").iterdir()) == []  # the model folder it wrote is gone
+    with socket.socket() as s:  # and nothing listens on the port any more (its closed connections may linger)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+    assert (f"model: genre-classifier/{res.registered_version} (summary, 3 genres, trained on ") in served_log
 
 
 def _post(port: int, body, *, raw: bytes | None = None) -> tuple[int, dict]:
@@ -166,12 +161,12 @@ def test_served_model_classifies_base64_audio(served, tiny_tree):
 
 def _readme_request_commands() -> str:
     """The README's commands that write payload.json from my_song.mp3 and post it with curl (its serving block,
-    after the ``mlflow models serve`` command), so the test runs what a reader copies."""
+    after the ``genrelib serve`` command), so the test runs what a reader copies."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     blocks = [b for b in re.findall(r"```bash\n(.*?)```", readme, flags=re.S) if "-d @payload.json" in b]
     assert len(blocks) == 1, "the README should have one bash block posting payload.json"
     lines = blocks[0].splitlines()
-    serve = next(i for i, line in enumerate(lines) if "mlflow models serve" in line)
+    serve = next(i for i, line in enumerate(lines) if "genrelib serve" in line)
     commands = "\n".join(lines[serve + 1 :])
     assert "my_song.mp3" in commands and "127.0.0.1:5001" in commands, commands
     return commands
@@ -337,3 +332,47 @@ def test_tracking_does_not_import_the_pipeline():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------------------ genrelib serve: the default
+
+
+def test_serve_without_a_model_writes_the_shipped_default_as_the_audio_model(write, tmp_path):
+    # issue 22 item 3: "the served model when none is named" is the shipped default; genrelib serve writes it as
+    # the audio pyfunc that mlflow models serve runs (loaded here as the server loads it), answering as predict does
+    import mlflow
+
+    from genrelib.inference.predict import Predictor
+    from genrelib.inference.served import write_served_model
+
+    song = write("song.wav", sine(220, 8.0) + 0.3 * sine(330, 8.0))
+    write_served_model(None, tmp_path / "served")
+    served = mlflow.pyfunc.load_model(str(tmp_path / "served"))
+    out = served.predict(pd.DataFrame({"audio_base64": [_b64(song)]}), params={"top_k": 2})
+    predictor = Predictor()
+    expected, genres = predictor.predict(song), predictor.genres
+    assert out["error"].tolist() == [""]
+    probs = out[[f"p_{g}" for g in genres]].to_numpy()[0]
+    np.testing.assert_allclose(probs, expected.proba, rtol=1e-6)
+    assert out["genre"].iloc[0] == genres[int(np.argmax(expected.proba))]
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line_before_any_work(tmp_path):
+    (tmp_path / "t").mkdir()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = subprocess.run(
+            [sys.executable, "-m", "genrelib.cli", "serve", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "TMPDIR": str(tmp_path / "t")},
+        )
+    assert r.returncode == 2, r.stderr
+    assert r.stdout == ""
+    assert r.stderr.strip().splitlines() == [
+        f"genrelib: error: cannot serve on 127.0.0.1:{port} (Address already in use); pass another --port"
+    ]
+    assert list((tmp_path / "t").iterdir()) == []  # no model folder written
