@@ -2,7 +2,8 @@
 
 :func:`load_model` (a folder, a registry reference or the shipped default), :class:`Predictor` (load once, predict
 many files: per-window timeline and the whole song), :func:`personal_test` (a folder of your own songs), and in
-``serving`` the audio pyfunc that ``mlflow models serve`` runs (not imported here: it imports MLflow). The shipped
+``serving`` the audio pyfunc that ``mlflow models serve`` runs, which ``served`` writes for ``genrelib serve`` (neither
+imported here: they import MLflow). The shipped
 reference model is built by ``reference``.
 """
 
