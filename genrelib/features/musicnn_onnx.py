@@ -19,6 +19,16 @@ from genrelib.errors import ModelError
 from genrelib.features.musicnn_net import N_EMBED, N_FRAMES, N_MELS, TAGS
 
 
+def _env_threads() -> int | None:
+    """``$OMP_NUM_THREADS`` as a whole number >= 1, or None (unset or not a number): the usual per-process thread
+    cap, which onnxruntime's own thread pool does not read by itself."""
+    try:
+        n = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        return None
+    return n if n >= 1 else None
+
+
 class OnnxMusicnn:
     """A loaded musicnn on onnxruntime: ``net(X, batch_size=4) -> (penultimate, tags)``, as
     :class:`genrelib.features.musicnn_net.Musicnn`.
@@ -32,7 +42,7 @@ class OnnxMusicnn:
     weights_file : Path
         The ``.npz`` the file must have been built from (its sha256 is checked).
     threads : int, optional
-        Intra-op threads; default the number of CPUs.
+        Intra-op threads; default ``$OMP_NUM_THREADS`` when it is set to a whole number, else the number of CPUs.
     """
 
     engine = "onnx"
@@ -44,7 +54,7 @@ class OnnxMusicnn:
         if not path.is_file():
             raise ModelError(f"{path} is missing; {rebuild}, or reinstall genrelib, which ships it")
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or os.cpu_count() or 1
+        opts.intra_op_num_threads = threads or _env_threads() or os.cpu_count() or 1
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

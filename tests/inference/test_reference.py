@@ -14,7 +14,8 @@ from ..conftest import SHARED, needs_shared
 
 
 @needs_shared()
-def test_train_reference_beats_published_mfcc_svm(tmp_path, capsys):
+def test_train_reference_beats_published_mfcc_svm_and_gives_the_shipped_model(tmp_path, capsys):
+    # one training for both checks (the suite's time): the command's model is the shipped one
     assert (
         main(["train-reference", "--table", str(SHARED / "features_30_sec.csv"), "--out", str(tmp_path / "ref")]) == 0
     )
@@ -25,17 +26,12 @@ def test_train_reference_beats_published_mfcc_svm(tmp_path, capsys):
     assert info["rows"] == {"train": 443, "valid": 197, "test": 290}
     assert info["test_accuracy"] > 0.534  # published MFCC statistics + SVM on this split: 53.4%
     assert (tmp_path / "ref" / "MODEL_CARD.md").read_text().count("fault-filtered") >= 1
-
-
-@needs_shared()
-def test_shipped_reference_model_is_what_train_reference_gives():
     shipped = load_model("reference")
-    model, result = reference.train_reference(SHARED / "features_30_sec.csv")
     table = reference.load_table(SHARED / "features_30_sec.csv")
     X = table[reference.SUMMARY_COLUMNS].to_numpy(np.float64)[:50]
     # (lbfgs ends within 1e-6 of the same optimum on different numpy/scipy builds)
     np.testing.assert_allclose(shipped.predict_proba(X), model.predict_proba(X), rtol=1e-4, atol=1e-6)
-    assert shipped.info["test_accuracy"] == pytest.approx(result["test_accuracy"])
+    assert shipped.info["test_accuracy"] == pytest.approx(info["test_accuracy"])
 
 
 def test_shipped_reference_model_loads_without_tensorflow(tmp_path, write):
