@@ -75,7 +75,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 def cmd_features(args: argparse.Namespace) -> int:
     from genrelib.datasets.tracks import scan
-    from genrelib.features.cache import cache_path
+    from genrelib.features.cache import entry_folder
     from genrelib.features.extraction import extract
     from genrelib.features.featureset import write_error
     from genrelib.training.config import feature_config_for
@@ -103,8 +103,7 @@ def cmd_features(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty(),
         scheduler=args.scheduler,
     )
-    for problem in fs.repaired:
-        print(f"genrelib: warning: {one_line(problem)}", file=sys.stderr)
+    # (cache entries found bad and computed again were reported by extract, on the progress logger)
     if fs.cache_error:
         print(f"genrelib: warning: {fs.cache_error}", file=sys.stderr)
     try:
@@ -116,7 +115,7 @@ def cmd_features(args: argparse.Namespace) -> int:
         if args.no_cache or fs.cache_error:
             raise GenrelibError(f"{exc}; the features were not kept anywhere (no cache was written)") from exc
         raise GenrelibError(
-            f"{exc}; the features are kept in the cache ({cache_path(ds, cfg, args.cache_dir)}), so "
+            f"{exc}; the features are kept in the cache ({entry_folder(cfg, args.cache_dir)}), so "
             "the same command, run again once --out can be written, reads them from there"
         ) from exc
     print(f"{cfg.kind} features of {len(fs.tracks)} tracks: X {fs.X.shape} float32 -> {out}")

@@ -53,6 +53,7 @@ def cmd_cv(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from genrelib.features.stored import StoredFeatureSet
     from genrelib.training.trainer import train
 
     cfg = train_config(args)
@@ -110,8 +111,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if res.registered_version:
         print(f"registered as {REGISTERED}/{res.registered_version}; model URI {res.model_uri}")
         print(res.extra["alias_reason"])
-    for problem in getattr(res.features, "repaired", []):
-        print(f"genrelib: warning: {one_line(problem)}", file=sys.stderr)
+    if isinstance(res.features, StoredFeatureSet):  # (extract reports bad cache entries itself, as it meets them)
+        for problem in res.features.repaired:
+            print(f"genrelib: warning: {one_line(problem)}", file=sys.stderr)
     if res.features.cache_error:
         print(f"genrelib: warning: {res.features.cache_error}", file=sys.stderr)
     return skipped_exit(res.extra["skipped"])

@@ -7,7 +7,7 @@ sharded on-disk store (:func:`extract_to_store`, :func:`open_store`) and extract
 (``distributed``). Imports the ground layer and :mod:`genrelib.datasets`.
 """
 
-from genrelib.features.cache import cache_path, default_cache_dir
+from genrelib.features.cache import cache_path, default_cache_dir, entry_folder
 from genrelib.features.compute import FileFeatures, file_features, window_features
 from genrelib.features.config import KINDS, SUMMARY_COLUMNS, FeatureConfig, musicnn_columns
 from genrelib.features.dsp import hpss, log_mel, median_filter_rows, mel_filterbank, mel_power, mfcc, summary
@@ -21,6 +21,7 @@ __all__ = [
     "cache_path",
     "default_cache_dir",
     "describe",
+    "entry_folder",
     "extract",
     "extract_to_store",
     "FeatureConfig",

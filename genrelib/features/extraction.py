@@ -11,7 +11,13 @@ import numpy as np
 
 from genrelib.datasets.tracks import Dataset, Track
 from genrelib.errors import FeatureError
-from genrelib.features.cache import cache_path, default_cache_dir
+from genrelib.features.cache import (
+    content_hash,
+    default_cache_dir,
+    entry_folder,
+    lookup,
+    write_entry,
+)
 from genrelib.features.compute import FileFeatures, track_features
 from genrelib.features.config import FeatureConfig
 from genrelib.features.featureset import FeatureSet
@@ -32,10 +38,15 @@ def extract(
 ) -> FeatureSet:
     """Compute (or read from the cache) the features of every track of ``dataset``.
 
-    Runs over processes with a progress bar; a file that cannot be decoded is logged, listed in
-    ``skipped`` and left out. The cache file is written atomically (temporary file, then rename); when it cannot
-    be written (a full disk, a read-only folder) the features are returned all the same, with the reason in
-    :attr:`FeatureSet.cache_error`.
+    The cache is per file (:mod:`genrelib.features.cache`): each track whose file (by its content) was extracted
+    before with ``config`` is read from there, only the others are computed, over processes with a progress bar,
+    and each is cached as it comes (atomically: a temporary file, then a rename). A line on the
+    ``genrelib.progress`` logger says how many tracks were read from the cache and how many are computed; the
+    counts are also :attr:`FeatureSet.cached` and :attr:`FeatureSet.computed`. A cache entry that is unreadable or
+    does not fit the configuration is reported (a warning naming it on that logger, and in
+    :attr:`FeatureSet.repaired`) and computed again. A file that cannot be decoded is logged, listed in ``skipped``
+    and left out. When the cache cannot be written (a full disk, a read-only folder) the features are returned all
+    the same, with the reason in :attr:`FeatureSet.cache_error`.
 
     Parameters
     ----------
@@ -55,90 +66,67 @@ def extract(
         a terminal).
     scheduler : str, optional
         A Dask scheduler address (or ``local:N``): on a cache miss the features are computed on that cluster,
-        through a sharded store under the cache folder (:func:`genrelib.features.store.extract_to_store`), then read back
-        and cached as usual. The result equals the local one; None (the default): local processes.
+        through a sharded store under the cache folder (:func:`genrelib.features.store.extract_to_store`), then
+        cached per file as usual. The result equals the local one; None (the default): local processes.
 
     Returns
     -------
     FeatureSet
-        Rows in the order of ``dataset.tracks``.
+        Rows in the order of ``dataset.tracks``: the same arrays, bit for bit, whichever tracks came from the cache.
 
     Raises
     ------
     FeatureError
         When no track could be read at all.
     """
-    from genrelib.progress import Progress
     from genrelib.progress import logger as progress_log
 
     config = config or FeatureConfig()
-    path = cache_path(dataset, config, cache_dir)
-    repaired = []
-    if use_cache and path.exists():
-        logger.info("reading cached features %s", path)
-        try:
-            fs = FeatureSet.load(path)
-            problem = fs.problem(dataset, config)
-        except FeatureError as exc:
-            fs, problem = None, str(exc)
-        if problem is not None:  # never trusted: computed again below, and the entry rewritten
-            why = problem if problem.startswith(str(path)) else f"{path}: {problem}"
-            logger.warning("the feature cache entry is bad and is computed again: %s", why)
-            repaired.append(f"cache entry {why}; computed again")
-    if use_cache and path.exists() and not repaired:
-        # The cache is keyed by the readable tracks, so files that scan skips now (added, or broken, since) may
-        # differ from those of the extraction that wrote it: they come from this scan; the tracks that failed to
-        # decode then are tracks of this data too, and still fail.
-        ids = {t.track_id for t in dataset.tracks}
-        fs.skipped = list(dataset.skipped) + [tuple(s) for s in fs.skipped if s[0] in ids]
-        progress_log.info("%s features: %d tracks read from the cache %s", config.kind, len(fs.tracks), path)
-        return fs
-    if scheduler:
-        from genrelib.features.store import extract_to_store
-
-        fs = extract_to_store(
-            dataset, config, Path(cache_dir or default_cache_dir()) / "store", scheduler=scheduler, progress=progress
-        ).load()
-        fs.repaired = repaired
-        return _cache(fs, path) if use_cache else fs
-    n_jobs = n_jobs or os.cpu_count() or 1
-    if config.kind == "musicnn":
-        # One network in this process runs on every core; each worker process would load TensorFlow and the
-        # network again (seconds and hundreds of MB each).
-        n_jobs = 1
-    n_jobs = max(1, min(n_jobs, len(dataset.tracks)))
-    results: dict[str, FileFeatures] = {}
-    skipped = list(dataset.skipped)
-    if not progress:
+    folder = entry_folder(config, cache_dir)
+    found: dict[str, FileFeatures] = {}
+    entries: dict[str, Path] = {}
+    repaired: list[str] = []
+    if use_cache:
+        for t, (entry, ff, problem) in zip(dataset.tracks, lookup([t.path for t in dataset.tracks], config, cache_dir)):
+            if entry is not None:
+                entries[t.track_id] = entry
+            if ff is not None:
+                found[t.track_id] = ff
+            elif problem is not None:  # never trusted: computed again below, and the entry rewritten
+                repaired.append(f"cache entry {problem} (features of {t.track_id}); computed again")
+                progress_log.warning("warning: %s", repaired[-1])
+    todo = [t for t in dataset.tracks if t.track_id not in found]
+    if use_cache:  # on a terminal too: says where the features come from
         progress_log.info(
-            "%s features: %d files, %d process%s", config.kind, len(dataset.tracks), n_jobs, "es" if n_jobs > 1 else ""
+            "%s features of %d tracks: %d read from the cache (%s), %d to compute",
+            config.kind,
+            len(dataset.tracks),
+            len(found),
+            folder,
+            len(todo),
+            extra={"every_time": True},
         )
-    bar = Progress(len(dataset.tracks), f"{config.kind} features", bar=progress)
-    if n_jobs == 1:
-        outcomes = (track_features(t, config) for t in dataset.tracks)
-        for track, ff, err in outcomes:
-            _collect(track, ff, err, results, skipped)
-            bar.update(skipped=len(skipped) - len(dataset.skipped))
-    else:
-        import multiprocessing as mp
-
-        with ProcessPoolExecutor(n_jobs, mp_context=mp.get_context("forkserver"), initializer=init_worker) as pool:
-            # A few tracks per task: fewer round trips, still a smooth progress bar.
-            size = max(1, min(8, len(dataset.tracks) // (4 * n_jobs)))
-            batches = [dataset.tracks[i : i + size] for i in range(0, len(dataset.tracks), size)]
-            futures = [pool.submit(_work_many, b, config) for b in batches]
-            try:
-                for fut in as_completed(futures):
-                    outcomes = fut.result()
-                    for outcome in outcomes:
-                        _collect(*outcome, results, skipped)
-                    bar.update(len(outcomes), skipped=len(skipped) - len(dataset.skipped))
-            except BaseException:
-                # Ctrl-C, SIGTERM or an error: the tracks not started are dropped, rather than all extracted
-                # before the pool's exit lets the exception through.
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-    bar.close()
+    results, skipped = dict(found), list(dataset.skipped)
+    cache_error = None
+    if todo:
+        for track, ff, err in _compute(dataset, todo, config, n_jobs, progress, scheduler, cache_dir):
+            if err is not None:
+                logger.warning("skipping %s", err)
+                skipped.append((track.track_id, err))
+                continue
+            results[track.track_id] = ff
+            # written only when the file still has the content it was keyed by (not changed while it was read)
+            entry = entries.get(track.track_id)
+            if use_cache and cache_error is None and entry is not None and entry.stem == content_hash(track.path):
+                try:
+                    write_entry(entry, ff, config)
+                except FeatureError as exc:
+                    # The features are computed and returned all the same; only the next run pays for them again.
+                    cache_error = (
+                        f"the feature cache was not written ({exc}); the next run extracts these features "
+                        "again. Give another cache folder (--cache-dir or $GENRELIB_CACHE), or --no-cache"
+                    )
+                    logger.warning("%s", cache_error)
     order = [t for t in dataset.tracks if t.track_id in results]
     if not order:
         raise FeatureError(f"no track under {dataset.root} could be read; skipped: {skipped[:3]} ...")
@@ -152,31 +140,79 @@ def extract(
         config=config,
         skipped=skipped,
     )
-    fs.repaired = repaired
-    return _cache(fs, path) if use_cache else fs
-
-
-def _cache(fs: FeatureSet, path: Path) -> FeatureSet:
-    try:
-        fs.save(path)
-        logger.info("cached features in %s", path)
-    except FeatureError as exc:
-        # The features are computed and returned all the same; only the next run pays for them again.
-        fs.cache_error = (
-            f"the feature cache was not written ({exc}); the next run extracts these features "
-            "again. Give another cache folder (--cache-dir or $GENRELIB_CACHE), or --no-cache"
-        )
-        logger.warning("%s", fs.cache_error)
+    fs.repaired, fs.cache_error = repaired, cache_error
+    fs.cached, fs.computed = len(found), len(todo) - (len(skipped) - len(dataset.skipped))
     return fs
+
+
+def _compute(dataset: Dataset, todo: list[Track], config: FeatureConfig, n_jobs, progress, scheduler, cache_dir):
+    """Compute the features of ``todo`` (tracks of ``dataset``): ``(track, FileFeatures, None)`` or ``(track, None,
+    why)`` for each, in the order they finish."""
+    from genrelib.progress import Progress
+    from genrelib.progress import logger as progress_log
+
+    if scheduler:
+        yield from _on_cluster(dataset, todo, config, scheduler, cache_dir, progress)
+        return
+    n_jobs = n_jobs or os.cpu_count() or 1
+    if config.kind == "musicnn":
+        # One network in this process runs on every core; each worker process would load TensorFlow and the
+        # network again (seconds and hundreds of MB each).
+        n_jobs = 1
+    n_jobs = max(1, min(n_jobs, len(todo)))
+    if not progress:
+        progress_log.info(
+            "%s features: %d files, %d process%s", config.kind, len(todo), n_jobs, "es" if n_jobs > 1 else ""
+        )
+    bar = Progress(len(todo), f"{config.kind} features", bar=progress)
+    failed = 0
+    if n_jobs == 1:
+        for t in todo:
+            outcome = track_features(t, config)
+            failed += outcome[2] is not None
+            bar.update(skipped=failed)
+            yield outcome
+    else:
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(n_jobs, mp_context=mp.get_context("forkserver"), initializer=init_worker) as pool:
+            # A few tracks per task: fewer round trips, still a smooth progress bar.
+            size = max(1, min(8, len(todo) // (4 * n_jobs)))
+            futures = [pool.submit(_work_many, todo[i : i + size], config) for i in range(0, len(todo), size)]
+            try:
+                for fut in as_completed(futures):
+                    outcomes = fut.result()
+                    failed += sum(err is not None for _, _, err in outcomes)
+                    bar.update(len(outcomes), skipped=failed)
+                    yield from outcomes
+            except BaseException:
+                # Ctrl-C, SIGTERM or an error: the tracks not started are dropped, rather than all extracted
+                # before the pool's exit lets the exception through.
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+    bar.close()
+
+
+def _on_cluster(dataset: Dataset, todo: list[Track], config: FeatureConfig, scheduler: str, cache_dir, progress):
+    """The features of ``todo`` computed on a Dask cluster, through a sharded store under the cache folder."""
+    from genrelib.features.store import extract_to_store
+
+    missing = Dataset(root=dataset.root, tracks=list(todo), genres=list(dataset.genres))
+    fs = extract_to_store(
+        missing, config, Path(cache_dir or default_cache_dir()) / "store", scheduler=scheduler, progress=progress
+    ).load()
+    why = dict(fs.skipped)
+    for t in todo:
+        if t.track_id in why:
+            yield t, None, why[t.track_id]
+            continue
+        rows = fs.track_ids == t.track_id
+        yield (
+            t,
+            FileFeatures(fs.X[rows], fs.window[rows], fs.segment[rows], np.zeros(int(rows.sum()), np.float32)),
+            None,
+        )
 
 
 def _work_many(tracks: list[Track], config: FeatureConfig) -> list:
     return [track_features(t, config) for t in tracks]
-
-
-def _collect(track, ff, err, results, skipped) -> None:
-    if err is not None:
-        logger.warning("skipping %s", err)
-        skipped.append((track.track_id, err))
-    else:
-        results[track.track_id] = ff

@@ -44,6 +44,9 @@ class FeatureSet:
     repaired : list of str
         Set by :func:`extract`: cache entries found unreadable or not matching the data (named, with why) and
         computed again; not saved with the features.
+    cached, computed : int
+        Set by :func:`extract`: tracks read from the feature cache, and tracks whose features were computed (files
+        that failed are in ``skipped`` instead); not saved with the features.
     """
 
     X: np.ndarray
@@ -56,6 +59,8 @@ class FeatureSet:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     cache_error: str | None = None
     repaired: list[str] = field(default_factory=list)
+    cached: int = 0
+    computed: int = 0
 
     def __len__(self) -> int:
         return len(self.X)

@@ -130,8 +130,10 @@ def test_train_extracts_on_the_cluster(client, tiny_tree, tmp_path):
     )
     np.testing.assert_array_equal(res.features.X, ref.X)
     assert res.report is not None and 0 <= res.report.track.metrics["accuracy"] <= 1
-    # and cached as a local extraction caches it: the next local run reads the same file
-    assert features.cache_path(datasets.scan(tiny_tree), features.FeatureConfig()).exists()
+    # and cached as a local extraction caches it: the next local run reads it, computing nothing
+    again = features.extract(datasets.scan(tiny_tree), features.FeatureConfig(), n_jobs=1, progress=False)
+    assert (again.cached, again.computed) == (12, 0)
+    np.testing.assert_array_equal(again.X, ref.X)
 
 
 def test_cv_and_evaluate_take_the_cluster_and_the_store(client, tiny_tree, tmp_path, capsys):

@@ -75,12 +75,12 @@ def test_extract_parallel_equals_serial_and_caches(tiny_tree, tmp_path):
     assert serial.X.shape == (12, 130, 13)
     assert serial.genres == ["classical", "metal", "reggae"]
     assert [serial.genres[i] for i in serial.labels] == list(serial.row_genres)
-    cached = features.cache_path(ds, cfg, tmp_path / "c")
-    assert cached.exists() and not list(cached.parent.glob("*.tmp"))
+    folder = features.entry_folder(cfg, tmp_path / "c")  # one entry per file
+    assert len(list(folder.rglob("*.npz"))) == 12 and not list(folder.rglob("*.tmp"))
     again = features.extract(ds, cfg, cache_dir=tmp_path / "c", progress=False)
     np.testing.assert_array_equal(again.X, serial.X)
-    assert again.config == cfg
-    assert features.cache_path(ds, features.FeatureConfig(n_mfcc=20), tmp_path / "c") != cached
+    assert again.config == cfg and (again.cached, again.computed) == (12, 0)
+    assert features.entry_folder(features.FeatureConfig(n_mfcc=20), tmp_path / "c") != folder
 
 
 def test_cache_write_is_atomic(tiny_tree, tmp_path, monkeypatch):
@@ -94,8 +94,8 @@ def test_cache_write_is_atomic(tiny_tree, tmp_path, monkeypatch):
     monkeypatch.setattr(np.lib.format, "write_array", broken_write_array)
     with pytest.raises(KeyboardInterrupt):
         features.extract(ds, cfg, n_jobs=1, cache_dir=tmp_path / "c", progress=False)
-    folder = tmp_path / "c" / "features"
-    assert list(folder.iterdir()) == []  # neither a half-written cache nor a stray temporary file
+    # neither a half-written cache entry nor a stray temporary file
+    assert [p for p in (tmp_path / "c" / "features").rglob("*") if p.is_file()] == []
 
 
 def test_bad_file_reported_and_skipped(tiny_tree, tmp_path):

@@ -120,8 +120,8 @@ def test_cli_features_store(tiny_tree, tmp_path, capsys):
 
 def test_an_in_memory_or_cached_set_migrates_to_a_store(tiny_tree, tmp_path):
     ds = datasets.scan(tiny_tree)
-    ref = features.extract(ds, features.FeatureConfig(), n_jobs=1, progress=False)  # cached as .npz
-    cached = features.FeatureSet.load(features.cache_path(ds, ref.config))
+    ref = features.extract(ds, features.FeatureConfig(), n_jobs=1, progress=False)
+    cached = features.FeatureSet.load(ref.save(tmp_path / "features.npz"))  # as `features --out F.npz` saves it
     sfs = store.write_featureset(cached, tmp_path / "migrated", shard_size=5, manifest_hash=ds.manifest_hash())
     assert sfs.manifest["n_shards"] == 3
     _same(store.open_store(tmp_path / "migrated").load(), ref)

@@ -24,15 +24,15 @@ def test_musicnn_feature_kind_is_window_means_of_patch_embeddings(tiny_tree, tmp
     row = df[df["filename"] == track.path.name][cols].to_numpy()[0]
     np.testing.assert_allclose(row, np.concatenate([emb.mean(0), tags.mean(0)]), atol=1e-5)
     assert ((row[200:] >= 0) & (row[200:] <= 1)).all()
-    # cached like the other kinds: a second extraction reads the cache file
+    # cached like the other kinds: a second extraction reads the cache
     fs = features.extract(ds, features.FeatureConfig(kind="musicnn"), progress=False)
-    assert features.cache_path(ds, fs.config).exists() and fs.X.shape == (12, 250)
+    assert (fs.cached, fs.computed) == (12, 0) and fs.X.shape == (12, 250)
 
 
 def test_musicnn_patch_hop_changes_the_features_and_the_cache_key(tiny_tree):
     ds = datasets.scan(tiny_tree)
     a, b = features.FeatureConfig(kind="musicnn"), features.FeatureConfig(kind="musicnn", patch_hop=0.5)
-    assert features.cache_path(ds, a) != features.cache_path(ds, b)
+    assert features.entry_folder(a) != features.entry_folder(b)
     y, sr = audio.load(ds.tracks[0].path)  # 4 s: one patch without overlap, three with a 0.5 s hop
     assert len(musicnn.embed(y, sr)[0]) == 1 and len(musicnn.embed(y, sr, hop_seconds=0.5)[0]) == 3
     Xa = features.window_features(y, sr, a)
