@@ -265,7 +265,7 @@ def test_full_disk_loses_no_work_and_leaves_no_partial_file(tiny_tree, tmp_path,
     assert _leftovers(small_disk) == [] and not (small_disk / "mel.npz").exists()
     (small_disk / "filler").unlink()  # space freed: the same command writes --out from the cache
     r = _cli("-v", *args, "--out", small_disk / "mel.npz", "--cache-dir", cache)
-    assert r.returncode == 0 and "reading cached features" in r.stderr
+    assert r.returncode == 0 and "mel features: 12 files, 12 read from the cache" in r.stderr
     assert features.FeatureSet.load(small_disk / "mel.npz").X.shape == (12, 130, 128)
     (small_disk / "mel.npz").unlink()
     _fill(small_disk, 64 * 1024)
@@ -812,7 +812,8 @@ def _small_tree(tmp_path, write):
 
 def test_a_bad_feature_cache_entry_is_named_and_computed_again(tmp_path, write, capsys):
     from genrelib.cli import main
-    from genrelib.features.cache import content_hash, entry_path, read_entry, write_entry
+    from genrelib.features.cache import entry_path, read_entry, write_entry
+    from genrelib.features.digests import content_hash
 
     ds = _small_tree(tmp_path, write)
     cfg = features.FeatureConfig(kind="summary")
@@ -834,7 +835,7 @@ def test_a_bad_feature_cache_entry_is_named_and_computed_again(tmp_path, write, 
         err = capsys.readouterr().err
         assert err.count(str(entry)) == 1 and "computed again" in err and "Traceback" not in err  # one line
         assert "allow_pickle" not in err and "unpickl" not in err.lower()
-        assert "summary features of 6 tracks: 5 read from the cache" in err
+        assert "summary features: 6 files, 5 read from the cache" in err
         assert out.exists()
 
 

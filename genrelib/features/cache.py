@@ -24,6 +24,7 @@ from genrelib.datasets.tracks import Dataset
 from genrelib.errors import FeatureError
 from genrelib.features.compute import FileFeatures
 from genrelib.features.config import FeatureConfig
+from genrelib.features.digests import Digests
 
 #: Bumped when the same configuration and audio give other features (the cache and stores of older versions are then
 #: computed again, not trusted). 2: the DC offset is removed where audio enters (genrelib.audio.stream).
@@ -50,16 +51,6 @@ def entry_folder(config: FeatureConfig, cache_dir: str | Path | None = None) -> 
     return Path(cache_dir or default_cache_dir()) / "features" / "tracks" / name
 
 
-def content_hash(path: str | Path) -> str | None:
-    """SHA-256 of a file's bytes (about 1 ms per 30 s wav), or None when it cannot be read (deleted or moved since
-    the scan: the extraction then reports it)."""
-    try:
-        with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
-    except OSError:
-        return None
-
-
 def entry_path(digest: str, config: FeatureConfig, cache_dir: str | Path | None = None) -> Path:
     """Where the features by ``config`` of the file whose content hashes to ``digest`` are cached."""
     return entry_folder(config, cache_dir) / digest[:2] / f"{digest}.npz"
@@ -68,7 +59,8 @@ def entry_path(digest: str, config: FeatureConfig, cache_dir: str | Path | None 
 def lookup(
     paths: list[Path], config: FeatureConfig, cache_dir: str | Path | None = None
 ) -> list[tuple[Path | None, FileFeatures | None, str | None]]:
-    """Look up the cached features of each file, over threads (hashing and reading release the GIL).
+    """Look up the cached features of each file, over threads (hashing and reading release the GIL). A file's
+    content hash is read from :class:`~genrelib.features.digests.Digests` where the file is unchanged.
 
     Returns
     -------
@@ -79,17 +71,22 @@ def lookup(
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    digests = Digests(Path(cache_dir or default_cache_dir()))
+
     def one(path: Path) -> tuple[Path | None, FileFeatures | None, str | None]:
-        digest = content_hash(path)
+        digest = digests.digest(path)
         if digest is None:
             return None, None, None
         entry = entry_path(digest, config, cache_dir)
         return (entry, *read_entry(entry, config))
 
     if len(paths) < 8:
-        return [one(p) for p in paths]
-    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
-        return list(pool.map(one, paths))
+        found = [one(p) for p in paths]
+    else:
+        with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+            found = list(pool.map(one, paths))
+    digests.save()
+    return found
 
 
 def read_entry(path: Path, config: FeatureConfig) -> tuple[FileFeatures | None, str | None]:

@@ -12,7 +12,6 @@ import numpy as np
 from genrelib.datasets.tracks import Dataset, Track
 from genrelib.errors import FeatureError
 from genrelib.features.cache import (
-    content_hash,
     default_cache_dir,
     entry_folder,
     lookup,
@@ -20,6 +19,7 @@ from genrelib.features.cache import (
 )
 from genrelib.features.compute import FileFeatures, track_features
 from genrelib.features.config import FeatureConfig
+from genrelib.features.digests import content_hash
 from genrelib.features.featureset import FeatureSet
 from genrelib.features.workers import init_worker
 
@@ -98,7 +98,7 @@ def extract(
     todo = [t for t in dataset.tracks if t.track_id not in found]
     if use_cache:  # on a terminal too: says where the features come from
         progress_log.info(
-            "%s features of %d tracks: %d read from the cache (%s), %d to compute",
+            "%s features: %d files, %d read from the cache (%s), %d to compute",
             config.kind,
             len(dataset.tracks),
             len(found),

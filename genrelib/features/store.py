@@ -13,9 +13,9 @@ suits one big dense array better than rows with string ids.
 
 Layout
 ------
-A store root (``--store DIR``) holds one folder per feature set, named like the feature cache file
-(:func:`genrelib.features.cache.cache_path`): ``<kind>-<key>`` with the same key (feature configuration hash and the
-data's manifest hash), so a store never mixes configurations or data versions::
+A store root (``--store DIR``) holds one folder per feature set, named by
+:func:`genrelib.features.cache.cache_path`: ``<kind>-<key>`` with a key of the feature configuration hash and the
+data's manifest hash, so a store never mixes configurations or data versions::
 
     DIR/mfcc-<key>/settings.json        written first: configuration, manifest hash, shard size (what a rerun needs)
     DIR/mfcc-<key>/manifest.json        written last: the same, plus every shard's checksum, skipped files
@@ -66,8 +66,8 @@ STALE_TMP_SECONDS = 60.0
 
 
 def store_path(dataset: Dataset, config: FeatureConfig, root: str | Path) -> Path:
-    """The folder of the features of ``dataset`` by ``config`` under the store root ``root``: named like the
-    feature cache file (same key)."""
+    """The folder of the features of ``dataset`` by ``config`` under the store root ``root``: ``<kind>-<key>``
+    (:func:`genrelib.features.cache.cache_path`)."""
     return Path(root) / cache_path(dataset, config, root).stem
 
 

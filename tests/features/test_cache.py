@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from genrelib import datasets, features
 
@@ -50,7 +51,7 @@ def test_a_subset_of_extracted_tracks_is_read_not_computed(tree, tmp_path, caplo
     with caplog.at_level(logging.INFO, logger="genrelib.progress"):
         part = _extract(sub, tmp_path / "c")
     assert (part.cached, part.computed) == (6, 0)
-    assert "mfcc features of 6 tracks: 6 read from the cache" in caplog.text and "0 to compute" in caplog.text
+    assert "mfcc features: 6 files, 6 read from the cache" in caplog.text and "0 to compute" in caplog.text
     assert {p: p.stat().st_mtime_ns for p in _entries(tmp_path / "c")} == written  # nothing rewritten
     _same(part, _fresh(sub))
     _same(part, full.select([t.track_id for t in sub.tracks]))
@@ -82,8 +83,6 @@ def test_entries_follow_the_content_not_the_name(tree, tmp_path):
     again = _extract(ds, tmp_path / "c")
     assert (again.cached, again.computed) == (12, 0)  # its new content is metal.00003's, already cached
     _same(again, _fresh(ds))
-    import soundfile as sf
-
     y, sr = sf.read(changed, dtype="float32")
     sf.write(changed, y[::-1].copy(), sr)  # new content, never extracted
     ds = datasets.scan(tree)
@@ -121,3 +120,29 @@ def test_without_the_cache_nothing_is_read_or_written(tree, tmp_path):
     ds = datasets.scan(tree)
     fs = features.extract(ds, CFG, n_jobs=1, cache_dir=tmp_path / "c", use_cache=False, progress=False)
     assert (fs.cached, fs.computed) == (0, 12) and not (tmp_path / "c").exists()
+
+
+def test_unchanged_files_are_not_hashed_again(tree, tmp_path, monkeypatch):
+    from genrelib.features import digests
+
+    ds = datasets.scan(tree)
+    _extract(ds, tmp_path / "c")
+    assert not digests.memo_path(tmp_path / "c").exists()  # files changed in the last 2 s: hashed every time
+    monkeypatch.setattr(digests, "RACY_SECONDS", 0.0)  # as if they had been written long ago
+    _extract(ds, tmp_path / "c")
+    hashed = []
+    real = digests.content_hash
+    monkeypatch.setattr(digests, "content_hash", lambda p: hashed.append(p) or real(p))
+    again = _extract(ds, tmp_path / "c")
+    assert (again.cached, again.computed, hashed) == (12, 0, [])  # the record served every hash
+    changed = tree / "reggae" / "reggae.00002.wav"
+    y, sr = sf.read(changed, dtype="float32")
+    sf.write(changed, 0.5 * y, sr)  # new content, new times
+    ds = datasets.scan(tree)
+    fs = _extract(ds, tmp_path / "c")
+    assert hashed == [changed] and (fs.cached, fs.computed) == (11, 1)
+    _same(fs, _fresh(ds))
+    digests.memo_path(tmp_path / "c").write_text('{"format": "genrelib-file-digests-1", "files": [1]}')
+    hashed.clear()
+    fs = _extract(ds, tmp_path / "c")  # a malformed record: every file hashed again, nothing trusted
+    assert len(hashed) == 12 and (fs.cached, fs.computed) == (12, 0)

@@ -94,8 +94,9 @@ def test_cache_write_is_atomic(tiny_tree, tmp_path, monkeypatch):
     monkeypatch.setattr(np.lib.format, "write_array", broken_write_array)
     with pytest.raises(KeyboardInterrupt):
         features.extract(ds, cfg, n_jobs=1, cache_dir=tmp_path / "c", progress=False)
-    # neither a half-written cache entry nor a stray temporary file
-    assert [p for p in (tmp_path / "c" / "features").rglob("*") if p.is_file()] == []
+    # neither a half-written cache entry nor a stray temporary file (the record of file hashes may be there)
+    left = [p.name for p in (tmp_path / "c" / "features").rglob("*") if p.is_file()]
+    assert left in ([], ["file-digests.json"])
 
 
 def test_bad_file_reported_and_skipped(tiny_tree, tmp_path):
