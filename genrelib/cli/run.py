@@ -75,6 +75,9 @@ def _progress_lines_off(handler: logging.Handler | None) -> None:
 
 
 #: Commands that log to the tracking store unless given --no-log: its check comes before any of their work.
+#: Commands that load a model (possibly from the registry) before they log anything.
+MODEL_READING_COMMANDS = ("evaluate", "ensemble", "personal-test")
+
 LOGGING_COMMANDS = ("train", "sweep", "evaluate", "ensemble", "personal-test", "train-reference", "notebook", "run-all")
 
 
@@ -106,8 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in LOGGING_COMMANDS and not getattr(args, "no_log", False):
             from genrelib import tracking
+            from genrelib.tracking.backend import default_store_missing
 
-            tracking.setup()  # a store that cannot be written: one line now, not after the work
+            # Outside the project folder, a command that first reads a model must not make an empty store here:
+            # a registered model then says where genrelib looked (tracking.download_genre_model); the run is
+            # logged (and the store made) only once the model was found.
+            if not (args.command in MODEL_READING_COMMANDS and default_store_missing()):
+                tracking.setup()  # a store that cannot be written: one line now, not after the work
             # its runs, and the versions they register, say which command made them
             tracking.set_command(shlex.join(["genrelib", *(sys.argv[1:] if argv is None else argv)]))
         code = int(args.func(args) or 0)

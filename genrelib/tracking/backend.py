@@ -39,6 +39,27 @@ def tracking_uri() -> str:
     )
 
 
+def default_store_missing() -> str | None:
+    """Why there is no store to read a model from, when genrelib would otherwise make a new, empty one; else None.
+
+    That is the case when no store was given (no :func:`setup` with a URI, no ``$MLFLOW_TRACKING_URI``) and the
+    current folder has no ``mlruns/mlflow.db``: run outside the project folder, reading a registered model would
+    create an empty store there and then say the model is missing. The message says where genrelib looked and how
+    to point at the project's store (named exactly when this genrelib is a checkout that has one).
+    """
+    if _configured_uri or os.environ.get("MLFLOW_TRACKING_URI"):
+        return None
+    here = Path("mlruns").resolve() / "mlflow.db"
+    if here.exists():
+        return None
+    project = Path(__file__).resolve().parents[2] / "mlruns" / "mlflow.db"
+    store = f"sqlite:///{project}" if project.exists() else "sqlite:////path/to/genrelib/mlruns/mlflow.db"
+    return (
+        f"no MLflow store here: MLFLOW_TRACKING_URI is not set and {here} does not exist (no store was made); "
+        f"run from the project folder, or point at the project's store: export MLFLOW_TRACKING_URI={store}"
+    )
+
+
 def absolute_uri(uri: str) -> str:
     # A relative SQLite path (sqlite:///../mlruns/mlflow.db, as the notebooks give) is resolved once, so that
     # every process that is handed the URI meets the same store.

@@ -16,7 +16,7 @@ import mlflow.data
 import numpy as np
 
 from genrelib.errors import ModelError
-from genrelib.tracking.backend import setup
+from genrelib.tracking.backend import default_store_missing, setup
 
 REGISTERED_MODEL = "genre-classifier"
 
@@ -309,8 +309,12 @@ def download_genre_model(ref: str) -> Path:
     Raises
     ------
     ModelError
-        When the reference cannot be found in the tracking store.
+        When the reference cannot be found in the tracking store, or there is no store to look in (outside the
+        project folder without ``$MLFLOW_TRACKING_URI``: no empty store is made).
     """
+    missing = default_store_missing()
+    if missing:
+        raise ModelError(f"model {ref!r}: {missing}")
     setup()
     uri = resolve_model_uri(ref)
     try:

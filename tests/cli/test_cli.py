@@ -440,3 +440,33 @@ def test_run_all_summary_says_the_test_accuracy_and_where_the_alias_went(tmp_pat
     clean = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp")}
     r = subprocess.run([words[1], "ui", "--help"], capture_output=True, text=True, env=clean, timeout=60)
     assert r.returncode == 0 and "--backend-store-uri" in r.stdout
+
+
+def test_evaluate_outside_the_project_folder_says_where_it_looked_and_makes_no_empty_store(
+    tmp_path, monkeypatch, capsys
+):
+    """Without MLFLOW_TRACKING_URI and outside the project folder, a registered model is not looked for in a new
+    empty store made on the spot: one line says where genrelib looked and how to point at the project's store
+    (issue 21 item 17)."""
+    from genrelib.tracking import backend
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.setattr(backend, "_configured_uri", None)
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "songs" / "jazz").mkdir(parents=True)
+    sf.write(elsewhere / "songs" / "jazz" / "a.wav", np.zeros(22050, dtype="float32"), 22050)
+    monkeypatch.chdir(elsewhere)
+    for argv in (
+        ["evaluate", "genre-classifier@seed-cnn", "songs"],
+        ["personal-test", "songs", "--model", "genre-classifier@seed-cnn"],
+        ["predict", "songs", "--model", "genre-classifier/3"],
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and err[0].startswith("genrelib: error: model 'genre-classifier"), err
+        assert f"{elsewhere / 'mlruns' / 'mlflow.db'} does not exist (no store was made)" in err[0]
+        assert (
+            "run from the project folder, or point at the project's store: export MLFLOW_TRACKING_URI=sqlite:///"
+            in (err[0])
+        )
+        assert not (elsewhere / "mlruns").exists(), argv
