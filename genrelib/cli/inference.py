@@ -156,10 +156,9 @@ def cmd_personal_test(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty(),
         top_tags=args.tags,
         tag_model=args.tag_model,
+        warn=lambda text: print(text, file=sys.stderr),  # before the progress lines, as predict does
     )
     print(res.model_description)
-    if res.warning:
-        print(res.warning, file=sys.stderr)
     if len(res.songs):
         table = res.song_table()
         print(table.map(lambda v: one_line(v) if isinstance(v, str) else v).to_string(index=False))

@@ -137,6 +137,7 @@ def personal_test(
     progress: bool = False,
     top_tags: int = 0,
     tag_model: str = "MSD_musicnn",
+    warn=None,
 ) -> PersonalResult:
     """Classify every song under ``folder`` and, where it is labelled ``<genre>/<song>``, score the model.
 
@@ -153,6 +154,9 @@ def personal_test(
         Also list each song's (and window's) ``top_tags`` most probable musicnn tags (column ``tags``).
     tag_model : str
         The musicnn network that gives the tags.
+    warn : callable, optional
+        Called with the warning (see ``PersonalResult.warning``) before any song is classified, so that it comes
+        before the progress lines (the CLI prints it on stderr); it is logged at WARNING either way.
 
     Raises
     ------
@@ -168,6 +172,11 @@ def personal_test(
     files = find_audio([folder])
     predictor = Predictor(model, hop_seconds=hop_seconds, tag_model=tag_model if top_tags else None)
     genres = predictor.genres
+    warning = predictor.demo_warning(files)
+    if warning:  # first, not after minutes of progress
+        logger.warning(warning)
+        if warn is not None:
+            warn(warning)
     preds, failures = predictor.predict_many(files, progress=progress)
     index = {g: i for i, g in enumerate(genres)}
     song_rows, window_rows = [], []
@@ -215,10 +224,8 @@ def personal_test(
         genres=genres,
         unknown=unknown,
         model_description=predictor.describe(),
-        warning=predictor.demo_warning(files),
+        warning=warning,
     )
-    if result.warning:
-        logger.warning(result.warning)
     scored = songs[songs["known_genre"]] if len(songs) else songs
     if len(scored):
         labels = list(range(len(genres)))

@@ -165,8 +165,13 @@ def test_predict_command_formats_and_exit_codes(songs, tmp_path, capsys):
 
 def test_personal_test_command(songs, capsys):
     assert main(["personal-test", str(songs), "--no-log"]) == 0
-    out = capsys.readouterr().out
-    assert "per song: accuracy" in out and "not scored: genre 'polka'" in out
+    cap = capsys.readouterr()
+    assert "per song: accuracy" in cap.out and "not scored: genre 'polka'" in cap.out
+    # the synthetic-demo warning comes first, before the progress lines (as predict's), not after the work
+    err = cap.err.splitlines()
+    assert err[0].startswith("warning: 5 of these songs are genrelib's synthetic demo music"), err
+    assert [line for line in err if line.startswith("warning: ")] == err[:1]
+    assert err[-1].startswith("genrelib: songs: 5/5 songs (100%)"), err
 
 
 def test_predict_a_song_given_beside_the_folder_that_holds_it_classifies_it_once(tmp_path, capsys):
