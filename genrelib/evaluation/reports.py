@@ -89,12 +89,28 @@ class Report:
     dataset: object = None  # the Dataset scored (evaluate_folder); log_report records it as the run's input
 
     def flat_metrics(self, prefix: str = "test") -> dict[str, float]:
-        """``{prefix}_{level}_{metric}`` for logging (e.g. ``test_track_accuracy``)."""
+        """``{prefix}_{level}_{metric}`` for logging (e.g. ``test_track_accuracy``), per track first: MLflow's run
+        page and Models tab list metrics in the order they were first logged, and per track is the headline."""
         out = {}
-        for level in ("segment", "track"):
+        for level in ("track", "segment"):
             for k, v in getattr(self, level).metrics.items():
                 out[f"{prefix}_{level}_{k}"] = v
         return out
+
+    def headline(self, prefix: str = "test", note: str = "") -> str:
+        """The run's description in MLflow (markdown, shown above its metrics): the per-track accuracy first, then
+        ``note``."""
+        what = {
+            "test": "held-out test tracks, never seen in training or model selection",
+            "valid": "validation tracks",
+            "train": "training tracks",
+        }.get(prefix, "every track of the folder")
+        m = self.track.metrics
+        return (
+            f"**{prefix} accuracy per track: {m['accuracy']:.3f}** on {len(self.track_ids)} {what} "
+            f"(`{prefix}_track_accuracy`; macro F1 {m['f1_macro']:.3f}, per segment "
+            f"{self.segment.metrics['accuracy']:.3f}).{' ' + note if note else ''}"
+        )
 
     def to_dict(self) -> dict:
         """JSON-able summary: metrics, per-genre reports, confusion matrices, wrong tracks."""

@@ -128,13 +128,14 @@ def evaluate_ensemble(
     return report
 
 
-def log_report(report: Report, *, prefix: str | None = None) -> None:
+def log_report(report: Report, *, prefix: str | None = None, note: str = "") -> None:
     """Log a report to the active MLflow run: metrics, confusion-matrix figures, JSON and CSV reports.
 
     Names say which part was scored, the same in every kind of run, so that a training run and an evaluation run
     of the test tracks line up in MLflow's Compare: ``test_track_accuracy`` and ``figures/test_confusion_track.png``
     (``valid_...``, ``train_...`` for those parts; ``folder_...`` for a whole folder, which is no part of the
-    model's split). ``prefix`` default: the report's part, else ``folder``.
+    model's split). ``prefix`` default: the report's part, else ``folder``. The run's description (the first
+    thing on its page in the UI) gives the per-track accuracy (:meth:`Report.headline`), then ``note``.
     """
     from genrelib import plots, tracking
 
@@ -146,6 +147,8 @@ def log_report(report: Report, *, prefix: str | None = None) -> None:
         tracking.log_data(report.dataset, name=dataset_name(report.dataset), context=context)
 
     tracking.log_metrics(report.flat_metrics(prefix))
+    # the run's description: the first thing on its page in the UI
+    tracking.set_tags({"mlflow.note.content": report.headline(prefix, note)})
     if report.part is not None:
         tracking.log_metrics(
             {f"{prefix}_part_tracks_found": report.part_found, f"{prefix}_part_tracks_recorded": report.part_recorded}

@@ -157,6 +157,10 @@ def train(
                 "data/split.json",
             )
             tracking.log_dict(ds.manifest(), "data/manifest.json")
+            if res.report is not None:  # the test metrics first: MLflow lists metrics in the order first logged
+                keras = config.family in KERAS_FAMILIES
+                note = "Metrics named `epoch/...` are curves during training, not results." if keras else ""
+                ev.log_report(res.report, prefix="test", note=note)
             tracking.log_metrics(
                 {**{f"tracks_{p}": sum(c.values()) for p, c in sizes.items()}, "tracks_left_out": len(left_out)}
             )
@@ -187,8 +191,6 @@ def train(
             else:
                 tracking.log_metrics({f"valid_accuracy_{k}": v for k, v in model.info["validation_accuracy"].items()})
                 tracking.log_params({"chosen_estimator": model.info["chosen"]})
-            if res.report is not None:
-                ev.log_report(res.report, prefix="test")
             from genrelib.inference import serving
 
             logged = tracking.log_genre_model(

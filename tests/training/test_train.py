@@ -276,6 +276,14 @@ def test_logged_models_carry_their_test_metrics_not_the_first_epoch(tiny_tree):
     metrics = set(client.get_run(res.run_id).data.metrics)
     epochs = {"epoch/train_loss", "epoch/train_accuracy", "epoch/valid_loss", "epoch/valid_accuracy"}
     assert epochs <= metrics and not {"loss", "accuracy", "val_loss", "val_accuracy"} & metrics
+    # what a user meets first in the UI (looked at in Chromium, issue 21 #4-#6): the run's description, above its
+    # metrics, gives the per-track test accuracy; MLflow lists metrics in the order first logged, so the logged
+    # models' first metric column is test_track_accuracy (it was tracks_train)
+    note = client.get_run(res.run_id).data.tags["mlflow.note.content"]
+    assert note.startswith(f"**test accuracy per track: {res.report.track.metrics['accuracy']:.3f}** on ")
+    assert note.endswith("Metrics named `epoch/...` are curves during training, not results.")
+    for out in outputs:
+        assert client.get_logged_model(out.model_id).metrics[0].key == "test_track_accuracy"
 
 
 @pytest.mark.parametrize("spec_augment", [False, True])
