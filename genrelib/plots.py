@@ -104,8 +104,10 @@ def plot_spectrogram(
 
     fig, ax = _axes(ax, (9, 4))
     S_db = librosa.amplitude_to_db(np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length)), ref=np.max)
-    img = librosa.display.specshow(S_db, sr=sr, hop_length=hop_length, x_axis="time", y_axis="log", ax=ax)
+    img = librosa.display.specshow(S_db, sr=sr, hop_length=hop_length, x_axis="s", y_axis="log", ax=ax)
     fig.colorbar(img, ax=ax, format="%+2.0f dB")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("frequency (Hz, log scale)")
     ax.set_title(title)
     return _close(fig)
 
@@ -140,9 +142,11 @@ def plot_mel_spectrogram(
     fig, ax = _axes(ax, (9, 4))
     S = librosa.feature.melspectrogram(y=y, sr=sr, n_mels=n_mels, hop_length=hop_length)
     img = librosa.display.specshow(
-        librosa.power_to_db(S, ref=np.max), sr=sr, hop_length=hop_length, x_axis="time", y_axis="mel", ax=ax
+        librosa.power_to_db(S, ref=np.max), sr=sr, hop_length=hop_length, x_axis="s", y_axis="mel", ax=ax
     )
     fig.colorbar(img, ax=ax, format="%+2.0f dB")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("frequency (Hz, mel scale)")
     ax.set_title(title)
     return _close(fig)
 

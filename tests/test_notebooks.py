@@ -156,6 +156,18 @@ def test_make_run_all_pipeline_on_tiny_data(tmp_path, capfd):
         nb = nbformat.read(r.output, as_version=4)
         errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
         assert not errors, (r.name, errors)
+        # no cell shows a quoted string (a bare run id, "(no augmentation: ...)"): such lines are printed, and the
+        # last cell says which run finished (issue 21 #21)
+        shown = [
+            o["data"]["text/plain"]
+            for c in nb.cells
+            if c.cell_type == "code"
+            for o in c.outputs
+            if o.output_type == "execute_result" and "text/plain" in o["data"]
+        ]
+        assert not [t for t in shown if t[:1] in "'\""], (r.name, shown)
+        if nb.cells[-1].source == "tracking.finish_run()":
+            assert nb.cells[-1].outputs[0]["text"].startswith(f"MLflow run {r.name} finished: run id {r.run_id}")
         assert r.html.exists() and r.html.stat().st_size > 1000
         run = client.get_run(r.run_id)
         assert run.data.tags["mlflow.parentRunId"] == parent, r.name

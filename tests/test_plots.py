@@ -60,3 +60,11 @@ def test_embedding_map_bad_input():
         plots.plot_embedding_map(X, genres, track_ids=tracks)
     with pytest.raises(FeatureError, match="10 feature rows but 3 genres"):
         plots.plot_embedding_map(X, genres[:3])
+
+
+def test_spectrograms_say_their_time_unit():
+    # issue 21 #21: the STFT spectrogram's time axis had no unit
+    y = np.sin(2 * np.pi * 440 * np.arange(22050) / 22050).astype("float32")
+    for fig in (plots.plot_spectrogram(y), plots.plot_mel_spectrogram(y)):
+        ax = fig.axes[0]
+        assert ax.get_xlabel() == "time (s)" and "Hz" in ax.get_ylabel()

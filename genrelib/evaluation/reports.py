@@ -145,10 +145,13 @@ class Report:
         return pd.DataFrame(self.wrong, columns=["track_id", "true", "predicted", "probability", "p_true"])
 
     def per_genre_table(self, level: str = "track"):
-        """Per-genre precision, recall, F1 and support as a DataFrame."""
+        """Per-genre precision, recall, F1 and support (a count of tracks or segments: integers) as a DataFrame."""
         import pandas as pd
 
-        return pd.DataFrame(getattr(self, level).per_genre).T
+        table = pd.DataFrame(getattr(self, level).per_genre).T
+        if "support" in table:
+            table["support"] = table["support"].astype(int)
+        return table
 
     def track_table(self):
         """One row per track: id, true genre, predicted genre, its probability, and every genre's probability."""

@@ -8,6 +8,7 @@ counted as errors. Every song is classified over all its 30 s windows (see :mod:
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,17 +77,57 @@ class PersonalResult:
         drop = ["known_genre"] + ([] if (self.songs["true"] != "").any() else ["true"])
         return self.songs.drop(columns=drop)
 
+    def song_name(self, i: int) -> str:
+        """Song ``i`` as the song table names it (its path under the folder)."""
+        return str(self.songs["song"].iloc[i]) if len(self.songs) > i else self.predictions[i].path.name
+
+    def true_genre(self, i: int) -> str:
+        """The genre folder of song ``i`` ("" when the folder is not labelled)."""
+        return str(self.songs["true"].iloc[i]) if len(self.songs) > i else ""
+
     def timeline(self, i: int):
-        """Figure: genre probabilities over time for song ``i``."""
+        """Figure: genre probabilities over time for song ``i``; the title names the song and, when the folder
+        says it, its true genre (and whether the model knows that genre)."""
         from genrelib.plots import plot_timeline
 
         p = self.predictions[i]
+        true = self.true_genre(i)
+        unknown = "" if not true or true in self.genres else ", unknown to the model"
         return plot_timeline(
             p.starts,
             p.window_proba,
             self.genres,
-            title=f"{p.path.name}: genre over time",
+            title=f"{self.song_name(i)}: genre over time" + (f" (true genre: {true}{unknown})" if true else ""),
             window_seconds=p.window_seconds,
+        )
+
+    def timeline_names(self) -> list[str]:
+        """Artifact names of the timeline figures, one per song, named for the song: ``figures/timeline_<genre
+        folder>-<song>.png`` (characters other than letters, digits, ``.``, ``_`` and ``-`` become ``_``; a name
+        taken twice gets the file's extension)."""
+        names: list[str] = []
+        for i, p in enumerate(self.predictions):
+            stem = Path(self.song_name(i)).with_suffix("").as_posix().replace("/", "-")
+            name = "figures/timeline_" + re.sub(r"[^A-Za-z0-9._-]+", "_", stem)
+            names.append(f"{name}_{p.path.suffix.lstrip('.')}.png" if f"{name}.png" in names else f"{name}.png")
+        return names
+
+    def confusion_figure(self, level: str = "song"):
+        """The confusion matrix per ``song`` or ``window``, normalized by row, over the genres that occur (as true
+        or predicted genre), not every genre of the model; None, and a printed line, when the folder is not
+        labelled."""
+        from genrelib.plots import plot_confusion_matrix
+
+        if not self.labelled:
+            print("no confusion matrix: the folder is not labelled <genre>/<song>")
+            return None
+        cm = np.asarray(self.song_confusion if level == "song" else self.window_confusion)
+        present = np.flatnonzero(cm.sum(axis=0) + cm.sum(axis=1))
+        return plot_confusion_matrix(
+            cm[np.ix_(present, present)],
+            [self.genres[k] for k in present],
+            normalize=True,
+            title=f"personal songs: confusion per {level} (the {len(present)} genres that occur)",
         )
 
 
@@ -252,13 +293,17 @@ def personal_test(
 
 
 def summary_table(result: PersonalResult):
-    """Scores per song and per window (when labelled), plus counts of unknown genres and unreadable files."""
+    """Scores per song and per window (when labelled), plus counts of unknown genres and unreadable files.
+
+    A table to read: every score with three decimals (text, so that each column shows them alike; the numbers are
+    in ``result.song_metrics`` and ``result.window_metrics``), counts as integers.
+    """
     import pandas as pd
 
     rows = {}
     if result.labelled:
-        rows["per song"] = result.song_metrics
-        rows["per window"] = result.window_metrics
+        rows["per song"] = {k: f"{v:.3f}" for k, v in result.song_metrics.items()}
+        rows["per window"] = {k: f"{v:.3f}" for k, v in result.window_metrics.items()}
     df = pd.DataFrame(rows).T if rows else pd.DataFrame(index=["(not labelled: predictions only)"])
     df["songs scored" if result.labelled else "songs"] = (
         int(result.songs["known_genre"].sum()) if result.labelled else len(result.songs)
@@ -271,7 +316,7 @@ def summary_table(result: PersonalResult):
 def _log(
     result: PersonalResult, *, folder, model, hop_seconds, parent_run_id, run_name, tags=None, top_tags: int = 0
 ) -> None:
-    from genrelib import plots, tracking
+    from genrelib import tracking
 
     params = {
         "folder": str(Path(folder).resolve()),
@@ -288,13 +333,10 @@ def _log(
         if result.labelled:
             tracking.log_metrics({f"personal_song_{k}": v for k, v in result.song_metrics.items()})
             tracking.log_metrics({f"personal_window_{k}": v for k, v in result.window_metrics.items()})
-            for level, cm in (("song", result.song_confusion), ("window", result.window_confusion)):
-                tracking.log_figure(
-                    plots.plot_confusion_matrix(cm, result.genres, normalize=True, title=f"personal test, per {level}"),
-                    f"figures/personal_confusion_{level}.png",
-                )
-        for i, p in enumerate(result.predictions):
-            tracking.log_figure(result.timeline(i), f"figures/timeline_{i:02d}_{p.path.stem}.png")
+            for level in ("song", "window"):
+                tracking.log_figure(result.confusion_figure(level), f"figures/personal_confusion_{level}.png")
+        for i, name in enumerate(result.timeline_names()):
+            tracking.log_figure(result.timeline(i), name)
         tracking.log_table(result.songs, "reports/personal_songs.csv")
         tracking.log_table(result.windows, "reports/personal_windows.csv")
         tracking.log_dict(

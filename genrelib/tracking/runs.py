@@ -114,8 +114,12 @@ def begin_run(
 
 
 def finish_run() -> None:
-    """End the run started by :func:`begin_run`."""
+    """End the run started by :func:`begin_run`, and say which run it was (one printed line: the last output of a
+    notebook)."""
+    run = mlflow.active_run()
     mlflow.end_run()
+    if run is not None:
+        print(f"MLflow run {run.info.run_name} finished: run id {run.info.run_id}")
 
 
 def create_parent_run(

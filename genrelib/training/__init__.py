@@ -12,6 +12,7 @@ from genrelib.training.compare import (
     best_per_family,
     configuration,
     leaderboard,
+    leaderboard_table,
     log_comparison,
     plot_confusions,
     plot_leaderboard,
@@ -21,6 +22,7 @@ from genrelib.training.crossval import GROUPINGS, CVResult, cross_validate, cv_g
 from genrelib.training.ensemble import EnsembleResult, make_ensemble, split_note
 from genrelib.training.ensemble import build as build_ensemble
 from genrelib.training.fitting import fit, seed_everything, with_copies
+from genrelib.training.notebook import NotebookTraining, ensemble_or_none, train_or_sweep
 from genrelib.training.report import (
     TrainResult,
     architecture_diagram,
@@ -52,15 +54,18 @@ __all__ = [
     "describe_augmentation",
     "describe_sweep",
     "EnsembleResult",
+    "ensemble_or_none",
     "feature_config_for",
     "FeatureAugment",
     "fit",
     "GROUPINGS",
     "history_figure",
     "leaderboard",
+    "leaderboard_table",
     "log_comparison",
     "loss_label",
     "make_ensemble",
+    "NotebookTraining",
     "OBJECTIVE",
     "parse_param",
     "parse_space",
@@ -74,6 +79,7 @@ __all__ = [
     "sweep",
     "SweepResult",
     "train",
+    "train_or_sweep",
     "TrainConfig",
     "training_features",
     "TrainResult",

@@ -156,7 +156,7 @@ def leaderboard(data_dir: str | Path = "", *, stages: Sequence[str] | str = STAG
                 "configuration": configuration(r),
                 "test_track_accuracy": acc,
                 "spread": _metric(r, "cv_std_test_track_accuracy") if cv else float("nan"),
-                "test_tracks": float(tracks) if tracks is not None else float("nan"),
+                "test_tracks": None if tracks is None or np.isnan(float(tracks)) else int(float(tracks)),
                 "data": Path(str(root)).name if root else "",
                 "run_name": r.get("tags.mlflow.runName", ""),
                 "run_id": r["run_id"],
@@ -168,7 +168,29 @@ def leaderboard(data_dir: str | Path = "", *, stages: Sequence[str] | str = STAG
         .reset_index(drop=True)
     )
     board.insert(0, "rank", np.arange(1, len(board) + 1))
+    board["test_tracks"] = board["test_tracks"].astype("Int64")  # a count: 60, not 60.0 (<NA> when unrecorded)
     return board[COLUMNS]
+
+
+def leaderboard_table(board):
+    """The leaderboard as a table to read: accuracies with three decimals, ``spread`` only where there is one
+    (cross-validation runs; "single run" for the others), counts as integers.
+
+    Parameters
+    ----------
+    board : pandas.DataFrame
+        What :func:`leaderboard` returned.
+
+    Returns
+    -------
+    pandas.io.formats.style.Styler
+    """
+    return (
+        board.style.hide(axis="index")
+        .format("{:.3f}", subset=["test_track_accuracy"], na_rep="no test tracks")
+        .format("± {:.3f}", subset=["spread"], na_rep="single run")
+        .format(na_rep="-", subset=["test_tracks"])
+    )
 
 
 def best_per_family(board):
@@ -264,7 +286,7 @@ def log_comparison(board, figures: dict | None = None):
     from genrelib import tracking
 
     tracking.log_table(board, "reports/leaderboard.csv")
-    logged = [("reports/leaderboard.csv", f"{len(board)} runs")]
+    logged = [("reports/leaderboard.csv", f"{len(board)} run{'' if len(board) == 1 else 's'}")]
     for path, fig in (figures or {}).items():
         tracking.log_figure(fig, path)
         logged.append((path, "figure"))

@@ -117,3 +117,17 @@ def load_model_copy(model):
     import dataclasses
 
     return dataclasses.replace(model, info=copy.deepcopy(model.info))
+
+
+def test_per_genre_support_is_a_count():
+    # issue 21 #21: "support 6.0"
+    import numpy as np
+
+    from genrelib.evaluation.reports import report_rows
+
+    proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    report = report_rows(["jazz", "rock"], proba, np.array([0, 1, 1, 1]), np.array(["a", "b", "c", "c"]))
+    table = report.per_genre_table("segment")
+    assert table["support"].dtype.kind == "i" and table.loc["rock", "support"] == 3
+    assert list(report.flat_metrics())[:2] == ["test_track_accuracy", "test_track_precision_weighted"]
+    assert report.headline().startswith("**test accuracy per track: 1.000** on 3 held-out test tracks")

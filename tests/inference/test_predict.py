@@ -12,7 +12,7 @@ import pytest
 from genrelib.cli import main
 from genrelib.datasets import demo
 from genrelib.errors import AudioError, DatasetError
-from genrelib.inference.personal import personal_test
+from genrelib.inference.personal import personal_test, summary_table
 from genrelib.inference.predict import Predictor
 
 from ..conftest import sine
@@ -85,6 +85,23 @@ def test_personal_test_labelled_with_unknown_genre(songs):
     assert {t.key: t.value for t in entry.tags}["mlflow.data.context"] == "evaluation"
     assert entry.dataset.name == songs.name and str(songs.resolve()) in entry.dataset.source
     assert '"num_rows": 5' in entry.dataset.profile
+    # timelines named for the song and titled with its true genre; confusion matrices over the genres that occur,
+    # not the model's 10 (issue 21 #21)
+    figures = {a.path for a in mlflow.MlflowClient().list_artifacts(res.run_id, "figures")}
+    names = res.timeline_names()
+    assert len(names) == 5 and set(names) <= figures and "figures/timeline_polka-oompah.png" in names
+    i = list(res.songs["song"]).index("polka/oompah.wav")
+    assert res.timeline(i).axes[0].get_title() == (
+        "polka/oompah.wav: genre probabilities (true genre: polka, unknown to the model)"  # one window: bars
+    )
+    fig = res.confusion_figure("song")
+    occurring = set(scored["true"]) | set(scored["predicted"])
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == [g for g in res.genres if g in occurring]
+    # the scores with three decimals each, counts as integers
+    table = res.song_table()
+    summary = summary_table(res)
+    assert summary.loc["per song", "accuracy"] == f"{res.song_metrics['accuracy']:.3f}"
+    assert summary["songs scored"].dtype.kind == "i" and len(table) == 5
 
 
 def test_personal_test_unlabelled_folder(tmp_path, write):
@@ -92,6 +109,8 @@ def test_personal_test_unlabelled_folder(tmp_path, write):
     write("b.ogg", sine(220, 5.0))
     res = personal_test(tmp_path, log=False)
     assert not res.labelled and len(res.songs) == 2 and set(res.songs["true"]) == {""}
+    assert res.confusion_figure() is None  # and says why, in one printed line
+    assert res.timeline_names() == ["figures/timeline_a.png", "figures/timeline_b.png"]
     # what the user reads: no "known_genre False" and no empty "true" column (issue 10 #8)
     assert {"known_genre", "true"}.isdisjoint(res.song_table().columns)
     # a song of one window is drawn as a bar chart of genre probabilities, not a dot at x=0

@@ -99,6 +99,11 @@ def test_leaderboard_of_one_data_set(runs, tiny_tree):
     # every data set; one stage
     assert runs["other_data"] in set(compare.leaderboard("")["run_id"])
     assert set(compare.leaderboard("", stages="train")["stage"]) == {"train"}
+    # the table a notebook shows (issue 21 #21): counts as integers, no "spread NaN" for single runs, 3 decimals
+    assert str(board["test_tracks"].dtype) == "Int64"
+    html = compare.leaderboard_table(board).to_html()
+    assert "nan" not in html.lower() and "single run" in html and "± 0.050" in html and ">150<" in html
+    assert ">0.800<" in html and "150.0" not in html
 
 
 def test_no_runs_or_unknown_stage_is_a_clear_error(tiny_tree):
@@ -123,6 +128,9 @@ def test_figures_and_logging(runs, tiny_tree):
     with tracking.start_run("06") as run:
         logged = compare.log_comparison(board, {"figures/leaderboard.png": fig, "figures/confusions.png": conf})
     assert list(logged["artifact"]) == ["reports/leaderboard.csv", "figures/leaderboard.png", "figures/confusions.png"]
+    assert logged["what"].iloc[0] == f"{len(board)} runs"
+    with tracking.start_run("06, one run"):
+        assert compare.log_comparison(board.iloc[:1])["what"].iloc[0] == "1 run"  # not "1 runs"
     data = mlflow.get_run(run.info.run_id).data
     assert data.metrics["best_test_track_accuracy"] == 0.8 and data.tags["genrelib.best_run_id"] == runs["cv"]
     assert tracking.load_run_dict(run.info.run_id, "reports/nothing.json") is None
