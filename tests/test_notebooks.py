@@ -178,6 +178,8 @@ def test_make_run_all_pipeline_on_tiny_data(tmp_path, capfd):
     assert train_run.data.params["train.epochs"] == "1"  # the command-line parameter reached the run
     assert "test_track_accuracy" in train_run.data.metrics
     assert train_run.data.params["train.family"] == "crnn"
+    for out in train_run.outputs.model_outputs:  # the Models tab's "Logged from": the notebook (issue 21 #5)
+        assert client.get_logged_model(out.model_id).tags["mlflow.source.name"].endswith("notebooks/03_train.ipynb")
     version = client.get_model_version("genre-classifier", train_run.data.tags["genrelib.registered_version"])
     assert version.tags["source"] == "notebook 03_train" and version.tags["epochs"] == "1"  # issue 21 #8
     features_run = client.get_run(runs[1].run_id).data.params

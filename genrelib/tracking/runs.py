@@ -316,15 +316,24 @@ def log_notebook(
     run_id: str, notebook: str | Path, html: str | Path | None = None, *, source: str | Path | None = None
 ) -> None:
     """Attach an executed notebook (and its HTML rendering) to a run; ``source`` (the notebook that was run)
-    becomes the run's Source in the UI, instead of the kernel's ``ipykernel_launcher.py``."""
+    becomes the run's Source in the UI, instead of the kernel's ``ipykernel_launcher.py``, and the "Logged from" of
+    the models logged by the run and its child runs (a sweep's retrained best)."""
     setup()
     client = mlflow.MlflowClient()
     client.log_artifact(run_id, str(notebook), "notebook")
     if html is not None:
         client.log_artifact(run_id, str(html), "notebook")
     if source is not None:
-        client.set_tag(run_id, "mlflow.source.name", str(source))
-        client.set_tag(run_id, "mlflow.source.type", "NOTEBOOK")
+        tags = {"mlflow.source.name": str(source), "mlflow.source.type": "NOTEBOOK"}
+        for key, value in tags.items():
+            client.set_tag(run_id, key, value)
+        run = client.get_run(run_id)
+        children = client.search_runs(
+            [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'", max_results=1000
+        )
+        for r in [run, *children]:
+            for output in r.outputs.model_outputs if r.outputs else []:
+                client.set_logged_model_tags(output.model_id, tags)
 
 
 def copy_metrics(src_run_id: str, dst_run_id: str, keys: tuple[str, ...]) -> dict[str, float]:
