@@ -257,6 +257,21 @@ def plot_timeline(
     return _close(fig)
 
 
+def plot_top_genres(proba: np.ndarray, genres: Sequence[str], *, top: int = 5, title: str = "Top genres", ax=None):
+    """A horizontal bar per genre of the ``top`` most likely ones, best at the top, its probability written beside
+    it (the web page's answer for one song)."""
+    fig, ax = _axes(ax, (5, 2.6))
+    order = np.argsort(-np.asarray(proba))[:top][::-1]
+    values = np.asarray(proba)[order]
+    ax.barh([genres[k] for k in order], values, color="tab:blue")
+    for i, v in enumerate(values):
+        ax.text(min(v + 0.02, 0.9), i, f"{v:.2f}", va="center", fontsize=9)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("probability")
+    ax.set_title(title)
+    return _close(fig)
+
+
 #: Methods of :func:`plot_embedding_map`.
 MAP_METHODS = ("pca", "tsne")
 

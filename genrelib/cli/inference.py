@@ -61,6 +61,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from genrelib import jsonio
     from genrelib.datasets.tracks import find_audio, unique_files
+    from genrelib.inference.formats import csv_table, json_records
     from genrelib.inference.predict import Predictor
 
     files, failures = [], []
@@ -86,42 +87,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     genres = predictor.genres
     k_tags = args.tags
 
-    def tags_json(p, window=None) -> dict:
-        if not k_tags:
-            return {}
-        note = {"tags_note": p.tags_note} if window is None and p.tags_note else {}
-        return {"tags": [{"tag": t, "probability": q} for t, q in p.top_tags(k_tags, window=window)], **note}
-
     def tags_text(p, window=None) -> str:
         return "  ".join(f"{t} {q:.2f}" for t, q in p.top_tags(k_tags, window=window)) if k_tags else ""
 
     if args.format == "json":
-        out = [
-            {
-                "path": str(p.path),
-                "duration": p.duration,
-                "top": [{"genre": g, "probability": q} for g, q in p.top(genres, args.top_k)],
-                "probabilities": dict(zip(genres, map(float, p.proba))),
-                **tags_json(p),
-                **(
-                    {
-                        "windows": [
-                            {"start": float(s), "probabilities": dict(zip(genres, map(float, w))), **tags_json(p, i)}
-                            for i, (s, w) in enumerate(zip(p.starts, p.window_proba))
-                        ]
-                    }
-                    if args.timeline
-                    else {}
-                ),
-            }
-            for p in preds
-        ]
+        out = json_records(preds, genres, top_k=args.top_k, timeline=args.timeline, top_tags=k_tags)
         print(jsonio.dumps(out, indent=2))
     elif args.format == "csv":
-        print(
-            predictor.table(preds, top_k=args.top_k, per_window=args.timeline, top_tags=k_tags).to_csv(index=False),
-            end="",
-        )
+        table = csv_table(preds, genres, top_k=args.top_k, timeline=args.timeline, top_tags=k_tags)
+        print(table.to_csv(index=False), end="")
         for p in preds:  # stdout stays CSV
             if k_tags and p.tags_note:
                 print(f"note: {one_line(p.path)}: {p.tags_note}", file=sys.stderr)

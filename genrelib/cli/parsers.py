@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from genrelib.audio import MIN_SECONDS
+from genrelib.cli.app import cmd_app
 from genrelib.cli.common import (
     STREAMED,
     add_scale_options,
@@ -352,6 +353,30 @@ def add_commands(sub) -> None:
     pr.add_argument("--hop", type=HOP, default=None, help="seconds between window starts (default 30)")
     pr.add_argument("--format", choices=["table", "json", "csv"], default="table", help="output format")
     pr.set_defaults(func=cmd_predict)
+
+    ap = sub.add_parser(
+        "app",
+        help="a web page on this machine for classifying your own songs (upload or record; genres, timeline, tags)",
+        description="Serves a local Gradio page: upload songs or record one, choose the model (the default or any "
+        "registered alias or version of the tracking URI's registry), see each song's top genres, genre over time and "
+        "musicnn tags, download the results as CSV or JSON. No sharing link, no analytics, nothing fetched from "
+        "outside.",
+    )
+    ap.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface, your network)")
+    ap.add_argument("--port", type=whole(low=1, high=65535), default=7860, help="port to listen on")
+    ap.add_argument(
+        "--model", default=None, help="the model chosen at first (default: the shipped default); " + model_help
+    )
+    ap.add_argument(
+        "--max-upload-mb",
+        type=number(low=0, low_open=True),
+        default=300.0,
+        help="largest upload the server accepts (MB)",
+    )
+    ap.add_argument(
+        "--max-minutes", type=number(low=0, low_open=True), default=60.0, help="longest song the page classifies"
+    )
+    ap.set_defaults(func=cmd_app)
 
     pt = sub.add_parser("personal-test", help="classify a folder of your songs; score it if laid out <genre>/<song>")
     pt.add_argument("folder", type=existing("dir"))

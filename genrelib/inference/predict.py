@@ -167,7 +167,7 @@ class SongPrediction:
 
 
 def predict_file(
-    model, path: str | Path, *, hop_seconds: float | None = None, tag_model: str | None = None
+    model, path: str | Path, *, hop_seconds: float | None = None, tag_model: str | None = None, on_window=None
 ) -> SongPrediction:
     """Classify one file with a loaded model, window by window (bounded memory for long files).
 
@@ -181,6 +181,8 @@ def predict_file(
         Also give the tags of this musicnn network (:data:`genrelib.features.musicnn.MODELS`) per window and for the
         song, whatever model gives the genre. TensorFlow is imported only then (or for a TensorFlow model).
         A ``musicnn``-family model with the same network reuses its own features' tags.
+    on_window : callable, optional
+        Called with the seconds of the song analysed so far after each 30 s window (progress of a long song).
 
     Raises
     ------
@@ -193,11 +195,11 @@ def predict_file(
     combines the members' window and song probabilities.
     """
     if is_ensemble(model):
-        return _predict_ensemble(model, path, hop_seconds=hop_seconds, tag_model=tag_model)
+        return _predict_ensemble(model, path, hop_seconds=hop_seconds, tag_model=tag_model, on_window=on_window)
     check_hop(hop_seconds)
     cfg = model.feature_config
     if cfg.kind == "musicnn":
-        return _predict_musicnn(model, Path(path), hop_seconds=hop_seconds, tag_model=tag_model)
+        return _predict_musicnn(model, Path(path), hop_seconds=hop_seconds, tag_model=tag_model, on_window=on_window)
     path = Path(path)
     starts: list[float] = []
     window_rows: list[np.ndarray] = []  # each window's segment (or window) probabilities
@@ -228,6 +230,8 @@ def predict_file(
             window_tags.append(musicnn.embed(y, cfg.sr, model=tag_model)[1].mean(axis=0))
         if len(pending) >= BATCH_WINDOWS:
             flush()
+        if on_window is not None:
+            on_window(start + len(y) / cfg.sr)
     flush()
     if not starts:
         raise AudioError(f"{path}: no audio windows could be cut from the file")
@@ -254,7 +258,9 @@ def predict_file(
 TIMELINE_PATCHES = 5
 
 
-def _predict_musicnn(model, path: Path, *, hop_seconds: float | None, tag_model: str | None) -> SongPrediction:
+def _predict_musicnn(
+    model, path: Path, *, hop_seconds: float | None, tag_model: str | None, on_window=None
+) -> SongPrediction:
     """:func:`predict_file` for a ``musicnn`` model: one network pass per 30 s window gives the window's row (its
     patches pooled, as in training), the timeline's points (the patches pooled :data:`TIMELINE_PATCHES` at a time)
     and, for the same network, the tags."""
@@ -283,6 +289,8 @@ def _predict_musicnn(model, path: Path, *, hop_seconds: float | None, tag_model:
         patch_tags.append(tags[new])
         patch_starts.append(times[new])
         seen_until = max(seen_until, float(times[-1]))
+        if on_window is not None:
+            on_window(start + len(y) / cfg.sr)
     if not rows:
         raise AudioError(f"{path}: no audio windows could be cut from the file")
     song = aggregate(model.predict_proba(np.stack(rows)), np.zeros(len(rows)))[1][0]
@@ -308,10 +316,16 @@ def _predict_musicnn(model, path: Path, *, hop_seconds: float | None, tag_model:
     return pred
 
 
-def _predict_ensemble(model, path: str | Path, *, hop_seconds: float | None, tag_model: str | None) -> SongPrediction:
-    # the tags, if asked, once (from the first member's pass over the file)
+def _predict_ensemble(model, path, *, hop_seconds: float | None, tag_model: str | None, on_window) -> SongPrediction:
+    # the tags, if asked, once (from the first member's pass over the file); progress from the first member only
     preds = [
-        predict_file(m, path, hop_seconds=hop_seconds, tag_model=tag_model if k == 0 else None)
+        predict_file(
+            m,
+            path,
+            hop_seconds=hop_seconds,
+            tag_model=tag_model if k == 0 else None,
+            on_window=on_window if k == 0 else None,
+        )
         for k, m in enumerate(model.members)
     ]
     first = preds[0]
@@ -438,9 +452,11 @@ class Predictor:
             )
         return None
 
-    def predict(self, path: str | Path) -> SongPrediction:
-        """Classify one file (raises :class:`AudioError` for a bad file)."""
-        return predict_file(self.model, path, hop_seconds=self.hop_seconds, tag_model=self.tag_model)
+    def predict(self, path: str | Path, *, on_window=None) -> SongPrediction:
+        """Classify one file (raises :class:`AudioError` for a bad file); ``on_window``: see :func:`predict_file`."""
+        return predict_file(
+            self.model, path, hop_seconds=self.hop_seconds, tag_model=self.tag_model, on_window=on_window
+        )
 
     def predict_many(
         self, paths: list[str | Path], *, progress: bool = False

@@ -421,3 +421,41 @@ def load_pyfunc(ref: str):
     """Load a logged audio model as an ``mlflow.pyfunc`` model."""
     setup()
     return mlflow.pyfunc.load_model(resolve_model_uri(ref))
+
+
+def registered_choices() -> list[tuple[str, str]]:
+    """The registry's models a user can pick, as ``(reference, label)``: every alias of ``genre-classifier``
+    (``genre-classifier@seed-cnn``), then every version, newest first (``genre-classifier/3``); each label says
+    the version, family, data and test accuracy. Empty when nothing is registered.
+
+    Raises
+    ------
+    GenrelibError
+        When the store cannot be read (:func:`genrelib.tracking.store.check_store`).
+    """
+    from mlflow.exceptions import MlflowException
+
+    setup()
+    client = mlflow.MlflowClient()
+    try:
+        aliases = client.get_registered_model(REGISTERED_MODEL).aliases
+    except MlflowException:  # nothing registered under the name yet
+        return []
+    versions = {str(v.version): v for v in client.search_model_versions(f"name = '{REGISTERED_MODEL}'")}
+
+    def about(number) -> str:
+        v = versions.get(str(number))
+        if v is None:
+            return "?"
+        acc = v.tags.get("test_track_accuracy") or "not measured"
+        return f"{v.tags.get('family', '?')} on {v.tags.get('dataset_name', '?')}, test accuracy per track {acc}"
+
+    out = [
+        (f"{REGISTERED_MODEL}@{a}", f"{REGISTERED_MODEL}@{a} (version {n}: {about(n)})")
+        for a, n in sorted(aliases.items())
+    ]
+    out += [
+        (f"{REGISTERED_MODEL}/{n}", f"{REGISTERED_MODEL}/{n} ({about(n)})")
+        for n in sorted(versions, key=int, reverse=True)
+    ]
+    return out

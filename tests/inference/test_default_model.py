@@ -23,7 +23,7 @@ from ..conftest import SHARED, needs_shared, sine
 ROOT = Path(__file__).resolve().parents[2]
 #: The 153 tracks' feature table that `make default-model` writes beside the tests (train-default --table).
 TABLE = ROOT / "tests" / "data" / "default_model_features.npz"
-HEAVY = ("tensorflow", "keras", "sklearn", "skops", "mlflow")
+HEAVY = ("tensorflow", "keras", "sklearn", "skops", "mlflow", "gradio")
 
 
 def _table():
