@@ -19,6 +19,9 @@ PER_GENRE ?= 30
 # PARAMS: notebook parameter overrides, e.g. PARAMS="-p epochs 5 -p family mel_cnn"
 PARAMS ?=
 PORT ?= 5000
+# make app: the web page's port, and the model chosen at first (empty: the shipped default)
+APP_PORT ?= 7860
+MODEL ?=
 # make server: a team MLflow tracking server (BACKEND=postgresql://user:pw@host/db for a team's database)
 SERVER_PORT ?= 5050
 SERVER_HOST ?= 127.0.0.1
@@ -34,7 +37,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export TF_CPP_MIN_LOG_LEVEL := 3
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: help env lint test default-model run-all demo bench clean eda features train evaluate personal compare lab ui server
+.PHONY: help env lint test default-model run-all demo bench clean eda features train evaluate personal compare lab ui server app
 
 help: ## show this help
 	@echo "genrelib - make targets:"
@@ -90,6 +93,9 @@ ui: $(STAMP) ## start the MLflow UI on 127.0.0.1 (PORT=5000) against the project
 	$(PY) -c "from genrelib import tracking; print('genrelib runs:', tracking.ui_url(port=$(PORT)))" && \
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false exec $(VENV)/bin/mlflow ui \
 	  --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port $(PORT)
+
+app: $(STAMP) ## the web page for classifying your own songs on 127.0.0.1:APP_PORT (7860); MODEL=genre-classifier@... to start with one
+	$(GL) app --port $(APP_PORT) $(if $(MODEL),--model '$(MODEL)')
 
 server: $(STAMP) ## team tracking server on 127.0.0.1:SERVER_PORT (5050), SQL store + proxied artifacts (BACKEND=postgresql://...)
 	@$(PY) scripts/tracking_server.py --backend '$(BACKEND)' --artifacts '$(ARTIFACTS)' --host $(SERVER_HOST) \

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +44,8 @@ TINY = {
     "clips": 2,
 }
 TINY["cold_repeats"] = 0  # fresh processes (4-7 s each) measured in no group: the smoke test stays under a minute
+#: Whether the app group also measures the page's load in headless Chromium (not in ``--tiny``).
+BROWSER = True
 
 
 def demo_tracks(n_tracks: int) -> Path:
@@ -367,6 +370,129 @@ def bench_default(clips: int | None = None, cold_repeats: int | None = None, war
     }
 
 
+def _page_assets_seconds(url: str) -> float:
+    """Seconds to fetch the page and every script and style sheet its HTML names (what a browser fetches before it
+    runs the page's code), over one connection."""
+    import re
+    from urllib.parse import urljoin
+
+    import requests
+
+    t0 = time.perf_counter()
+    with requests.Session() as s:
+        html = s.get(url, timeout=60)
+        html.raise_for_status()
+        for ref in re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', html.text):
+            s.get(urljoin(url, ref), timeout=60).raise_for_status()
+    return time.perf_counter() - t0
+
+
+def _browser_load_seconds(url: str) -> float:
+    """Seconds for headless Chromium (/usr/bin/chromium, via playwright) to open the page until its Classify button
+    shows; NaN when playwright or Chromium is missing (they are not genrelib dependencies)."""
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return math.nan
+    if not Path(chromium).exists():
+        return math.nan
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            t0 = time.perf_counter()
+            page.goto(url)
+            page.get_by_role("button", name="Classify").wait_for(timeout=60_000)
+            return time.perf_counter() - t0
+        finally:
+            browser.close()
+
+
+def bench_app(repeats: int | None = None) -> dict:
+    """The web page (``genrelib app`` in a fresh process, driven by Gradio's client) against a warm in-process
+    ``Predictor`` (genre and tags, as the page answers) on the same song, interleaved; the page's start and load."""
+    import tempfile
+
+    from gradio_client import Client, handle_file
+
+    from genrelib import audio
+    from genrelib.inference import Predictor
+
+    repeats = repeats or max(1, SIZES["cold_repeats"])
+    song = bench_songs(n=1)[0]
+    home = Path(tempfile.mkdtemp(prefix="genrelib-bench-app-"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(
+        os.environ,
+        MLFLOW_TRACKING_URI=f"sqlite:///{home / 'mlflow.db'}",
+        GRADIO_TEMP_DIR=str(home / "uploads"),
+        PYTHONPATH=str(ROOT),
+    )
+    log = home / "app.log"
+    t0 = time.perf_counter()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "genrelib", "app", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        while "genrelib app: http://" not in log.read_text():
+            if proc.poll() is not None or time.perf_counter() - t0 > 300:
+                raise RuntimeError(f"genrelib app did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        started = time.perf_counter() - t0
+        url = f"http://127.0.0.1:{port}/"
+        first_load = _page_assets_seconds(url)
+        loads = [_page_assets_seconds(url) for _ in range(repeats)]
+        browser = _browser_load_seconds(url) if BROWSER else math.nan
+        client = Client(url, verbose=False)
+        ask = lambda: client.predict([handle_file(str(song))], None, "default", api_name="/classify")  # noqa: E731
+        p = Predictor(tag_model="MSD_musicnn")
+        p.predict(song)  # warm-up of both
+        status = ask()[0]
+        if "model: default" not in status:
+            raise RuntimeError(f"the page did not answer: {status}")
+        page_s, predict_s = [], []
+        for _ in range(repeats):
+            page_s.append(timed(ask)[0])
+            predict_s.append(timed(p.predict, song)[0])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        shutil.rmtree(home, ignore_errors=True)
+    return {
+        "song_seconds": audio.duration(song),
+        "start_seconds": started,
+        "page_first_load_seconds": first_load,
+        "page_load_seconds": loads,
+        "browser_load_seconds": browser,
+        "page_seconds": page_s,
+        "predict_seconds": predict_s,
+        "ratio": statistics.median(page_s) / statistics.median(predict_s),
+    }
+
+
+def app_group(results: dict) -> None:
+    r = results["app"] = bench_app()
+    print(f"the web page (genrelib app) on a {r['song_seconds']:.0f} s mp3, default model:")
+    print(f"  start (fresh process until it serves): {r['start_seconds']:.1f} s")
+    print(
+        f"  page load after start (the HTML, its scripts and styles): first {r['page_first_load_seconds']:.2f} s, "
+        f"then median {statistics.median(r['page_load_seconds']):.2f} s; headless Chromium until the page shows: "
+        f"{r['browser_load_seconds']:.2f} s (target < 2 s)"
+    )
+    print(
+        f"  the page's answer {statistics.median(r['page_seconds']):.2f} s against a warm Predictor "
+        f"{statistics.median(r['predict_seconds']):.2f} s (medians of {len(r['page_seconds'])}, interleaved): "
+        f"{r['ratio']:.2f}x (target < 2x)"
+    )
+
+
 def features_group(results: dict) -> None:
     r = results["features"] = bench_features(SIZES["tracks"])
     print(f"MFCC extraction of {r['tracks']} demo tracks ({SIZES['seconds']:g} s) on {r['cpus']} CPUs")
@@ -474,12 +600,12 @@ def scale_group(results: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global DATA
+    global DATA, BROWSER
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument(
         "--only",
         default=None,
-        choices=["features", "train", "predict", "musicnn", "default", "scale"],
+        choices=["features", "train", "predict", "musicnn", "default", "app", "scale"],
         help="run only this benchmark (predict includes train, which makes its model); scale (the "
         "feature store, Dask and streaming training on many clips, benchmarks/scale.py) runs only "
         "when asked for: it takes minutes",
@@ -491,6 +617,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "results" / "bench.json", help="the JSON results")
     args = p.parse_args(argv)
     SIZES.update(TINY if args.tiny else {})
+    BROWSER = not args.tiny
     SIZES.update({k: getattr(args, k) for k in SIZES if getattr(args, k) is not None})
     DATA = args.data_dir
     results: dict = {}
@@ -519,6 +646,8 @@ def main(argv: list[str] | None = None) -> int:
         group("musicnn", musicnn_group)
     if args.only in (None, "default"):
         group("default", default_group)
+    if args.only in (None, "app"):
+        group("app", app_group)
     if args.only == "scale":
         group("scale", scale_group)
     out = args.out

@@ -120,6 +120,7 @@ def build_page(*, model: str | None = None, max_minutes: float = MAX_MINUTES, pr
             headers=["song", "seconds", *(f"genre {i}" for i in range(1, TOP_GENRES + 1)), "musicnn tags"],
             label="Songs",
             interactive=False,
+            wrap=True,
         )
         with gr.Row():
             bars = gr.Plot(label="Top genres")

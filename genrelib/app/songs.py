@@ -45,7 +45,7 @@ def model_choices(extra: str | None = None) -> tuple[list[tuple[str, str]], str 
     note : str or None
         Why the registry's models are missing (a store that cannot be read), else None.
     """
-    out = [("default: the shipped model (musicnn features + linear head, 153 real GTZAN tracks)", DEFAULT)]
+    out = [("default (shipped: musicnn + linear head, 153 real GTZAN tracks)", DEFAULT)]
     if extra and extra != DEFAULT:
         out.append((f"{extra} (given with --model)", extra))
     try:
@@ -245,6 +245,7 @@ def classify(
         try:
             pred = predictor.predict(file, on_window=step)
             answer.predictions.append(dataclasses.replace(pred, path=Path(name)))
+            step(seconds)  # done (a last window too short to classify is not analysed, nor reported)
         except GenrelibError as exc:
             answer.failures.append(_said(exc, file, name))
         except Exception as exc:  # noqa: BLE001 - one song's bug must not cost the others; the log keeps the trace

@@ -217,3 +217,23 @@ def test_the_command_refuses_a_taken_port_and_a_bad_model_before_any_work(capsys
     assert main(["app", "--port", str(free_port()), "--model", str(ROOT / "pyproject.toml")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("genrelib: error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_a_long_song_reports_its_progress_window_by_window(songs):
+    from genrelib.app import Predictors, classify
+
+    predictor, _ = Predictors().get("default")
+    seen = []
+    answer = classify(
+        predictor,
+        [(songs["rock song.wav"], "rock song.wav")],
+        max_seconds=60,
+        progress=lambda f, t: seen.append((f, t)),
+    )
+    assert [p.path.name for p in answer.predictions] == ["rock song.wav"] and not answer.failures
+    # before the first window, after each of its two 30 s windows (the second one 5 s long)
+    assert seen == [
+        (0.0, "rock song.wav: 0 of 35 s"),
+        (30 / 35, "rock song.wav: 30 of 35 s"),
+        (1.0, "rock song.wav: 35 of 35 s"),
+    ]
