@@ -117,10 +117,11 @@ def build_page(*, model: str | None = None, max_minutes: float = MAX_MINUTES, pr
                 go = gr.Button("Classify", variant="primary")
         status = gr.Markdown()
         table = gr.Dataframe(
-            headers=["song", "seconds", *(f"genre {i}" for i in range(1, TOP_GENRES + 1)), "musicnn tags"],
+            headers=["song", "length (s)", *(f"genre {i}" for i in range(1, TOP_GENRES + 1)), "musicnn tags"],
             label="Songs",
             interactive=False,
             wrap=True,
+            column_widths=["22%", "9%", *["11%"] * TOP_GENRES, "36%"],
         )
         with gr.Row():
             bars = gr.Plot(label="Top genres")
