@@ -23,6 +23,9 @@ from genrelib.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 SR = 22050
 
+# the served app is a module fixture: set up once, on one xdist worker (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("app")
+
 
 def free_port() -> int:
     with socket.socket() as s:
