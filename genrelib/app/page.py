@@ -137,6 +137,24 @@ def build_page(*, model: str | None = None, max_minutes: float = MAX_MINUTES, pr
     return page
 
 
+class NoFetching:
+    """ASGI middleware: Gradio's file route streams any public http(s) URL a client names (``/file=https://...``);
+    this page answers 403 instead, so that no request makes the server fetch from another host."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        _, found, rest = scope.get("path", "").partition("/file=") if scope["type"] == "http" else ("", "", "")
+        if found and rest.lower().startswith(("http:", "https:")):
+            body = b'{"detail": "this page fetches nothing from other hosts"}'
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 403, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
 def serve(
     *,
     host: str = HOST,
@@ -150,9 +168,11 @@ def serve(
     """Build the page and serve it on ``host:port``; returns the Blocks (with ``block=False``, at once, the server
     running in a thread: ``page.close()`` stops it). ``predictors``: the predictor cache (models loaded already).
 
-    No sharing link, no analytics, no server-side rendering (no Node process); uploads over ``max_upload_mb`` are
-    refused by the server. A request waits for the one before it (one at a time: the predictor uses every core).
+    No sharing link, no analytics, no server-side rendering (no Node process), no fetching of URLs for clients
+    (:class:`NoFetching`); uploads over ``max_upload_mb`` are refused by the server. A request waits for the one before it (one at a time: the predictor uses every core).
     """
+    from starlette.middleware import Middleware
+
     page = build_page(model=model, max_minutes=max_minutes, predictors=predictors)
     page.queue(default_concurrency_limit=1)
     page.launch(
@@ -166,5 +186,6 @@ def serve(
         prevent_thread_lock=not block,
         quiet=True,
         footer_links=["api"],
+        app_kwargs={"middleware": [Middleware(NoFetching)]},
     )
     return page

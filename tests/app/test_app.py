@@ -205,6 +205,8 @@ def test_the_page_reads_no_file_and_no_model_by_a_name_the_client_sends(app, son
     answer = call([[], None, str(ROOT / "genrelib" / "data" / "default")])  # a model folder the page does not offer
     assert answer.startswith("event: error") and "not in the list of choices" in answer
     assert requests.get(f"{api}/file={secret}", timeout=30).status_code == 403
+    r = requests.get(f"{api}/file=https://example.com/song.mp3", timeout=30)  # Gradio would fetch it for the client
+    assert r.status_code == 403 and r.json() == {"detail": "this page fetches nothing from other hosts"}
     r = requests.post(f"{api}/upload", files={"files": ("big.wav", b"\0" * 2_100_000)}, timeout=30)
     assert r.status_code == 413 and "maximum allowed size of 2000000 bytes" in r.text
 
