@@ -6,8 +6,10 @@ Gradio is imported here only, when the page is built: ``genrelib predict`` never
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -27,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 #: Defaults of :func:`serve` (and of ``genrelib app``'s options).
 HOST, PORT, MAX_UPLOAD_MB, MAX_MINUTES = "127.0.0.1", 7860, 300, 60.0
+#: Answers whose downloads are kept in the page's own folder (Gradio serves its copies).
+KEEP_ANSWERS = 8
 #: The API name of the page's one action (``/gradio_api/call/classify``, ``client.predict(..., api_name=...)``).
 API_NAME = "classify"
 
@@ -66,7 +70,8 @@ def build_page(*, model: str | None = None, max_minutes: float = MAX_MINUTES, pr
     choices, note = model_choices(model)
     known = {ref for _, ref in choices}  # the only models a request may name: what the page listed
     known_lock = threading.Lock()
-    downloads = Path(tempfile.mkdtemp(prefix="genrelib-app-"))
+    downloads = Path(tempfile.mkdtemp(prefix="genrelib-app-"))  # Gradio copies each answer's files to its cache
+    atexit.register(shutil.rmtree, downloads, ignore_errors=True)
     counter = iter(range(1 << 62))
 
     def refresh():
@@ -95,7 +100,9 @@ def build_page(*, model: str | None = None, max_minutes: float = MAX_MINUTES, pr
                 f"model loaded for this request in {loaded:.1f} s" if loaded is not None else "model already loaded"
             )
             bars, timeline = result.figures()
-            written = result.write(downloads / str(next(counter)))
+            n = next(counter)
+            written = result.write(downloads / str(n))
+            shutil.rmtree(downloads / str(n - KEEP_ANSWERS), ignore_errors=True)  # long since copied
         except GenrelibError as exc:
             return (" ".join(str(exc).split()), *empty)
         except Exception as exc:  # noqa: BLE001 - a bug: one line on the page, the trace in the app's log
