@@ -242,3 +242,11 @@ def test_a_long_song_reports_its_progress_window_by_window(songs):
         (30 / 35, "rock song.wav: 30 of 35 s"),
         (1.0, "rock song.wav: 35 of 35 s"),
     ]
+
+
+def test_a_recording_is_classified_as_an_upload_is(client, songs):
+    from gradio_client import handle_file
+
+    # the microphone's component, sent a recorded file as the browser sends it
+    status, table, *_ = client.predict([], handle_file(str(songs["jazz.mp3"])), "default", api_name="/classify")
+    assert status.startswith("**model: default") and len(table["data"]) == 1 and table["data"][0][1] == 10.0
