@@ -51,6 +51,8 @@ def model_choices(extra: str | None = None) -> tuple[list[tuple[str, str]], str 
     try:
         from genrelib import tracking
 
+        if tracking.is_server():  # a server that is down: a line now, not MLflow's minutes of retries
+            tracking.wait_for_server(tracking.tracking_uri(), timeout=3)
         out += [(label, ref) for ref, label in tracking.registered_choices() if ref != extra]
     except Exception as exc:  # noqa: BLE001 - a store that cannot be read leaves the default model, said on the page
         logger.warning("the registry cannot be listed: %s", exc)

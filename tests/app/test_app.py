@@ -250,3 +250,13 @@ def test_a_recording_is_classified_as_an_upload_is(client, songs):
     # the microphone's component, sent a recorded file as the browser sends it
     status, table, *_ = client.predict([], handle_file(str(songs["jazz.mp3"])), "default", api_name="/classify")
     assert status.startswith("**model: default") and len(table["data"]) == 1 and table["data"][0][1] == 10.0
+
+
+def test_a_tracking_server_that_is_down_leaves_the_default_model_and_says_so(monkeypatch):
+    from genrelib.app import model_choices
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    t0 = time.perf_counter()
+    choices, note = model_choices()
+    assert [ref for _, ref in choices] == ["default"] and time.perf_counter() - t0 < 30  # not MLflow's 4 min of retries
+    assert note.startswith("the registry's models are not listed: the tracking server at http://127.0.0.1:")
