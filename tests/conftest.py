@@ -127,3 +127,34 @@ def gtzan_tree(tmp_path):
         return root
 
     return _make
+
+
+#: Test modules whose tests share an expensive module fixture (a served model, the app, a tracking server, a Dask
+#: cluster, trained models): under pytest-xdist each runs whole on one worker, so the fixture is made once.
+#: (pytest-xdist's own ``--dist loadgroup`` with ``xdist_group`` marks groups nothing under pytest 9.2 and xdist
+#: 3.8: xdist renames ``item._nodeid`` while pytest 9 reads ``item._id``; seen here, each worker set up its own.)
+ONE_WORKER_MODULES = {
+    "tests/app/test_app.py",
+    "tests/evaluation/test_evaluate.py",
+    "tests/features/test_distributed.py",
+    "tests/inference/test_predict.py",
+    "tests/inference/test_serving.py",
+    "tests/tracking/test_server.py",
+    "tests/training/test_ensemble.py",
+    "tests/training/test_streaming.py",
+}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``make test`` (``-n 2 --dist loadgroup``): tests spread over the workers one by one, except the modules of
+    :data:`ONE_WORKER_MODULES`, each sent whole to one worker."""
+    if config.getoption("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneWorkerModules(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in ONE_WORKER_MODULES else nodeid
+
+    return OneWorkerModules(config, log)

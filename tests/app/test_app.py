@@ -23,8 +23,7 @@ from genrelib.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 SR = 22050
 
-# the served app is a module fixture: set up once, on one xdist worker (make test: --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("app")
+# the served app is a module fixture: set up once, on one xdist worker (ONE_WORKER_MODULES in tests/conftest.py)
 
 
 def free_port() -> int:

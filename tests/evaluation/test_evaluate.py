@@ -14,9 +14,6 @@ from genrelib.training.trainer import train
 
 from ..conftest import gtzan_ids
 
-#: the module's fixture is set up once: its tests run on one xdist worker (make test: --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("evaluate")
-
 
 @pytest.fixture(scope="module")
 def trained(tiny_tree):

@@ -15,9 +15,6 @@ from genrelib import datasets, features
 from genrelib.errors import FeatureError
 from genrelib.features import store
 
-#: the module's fixture is set up once: its tests run on one xdist worker (make test: --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("distributed")
-
 distributed = pytest.importorskip("distributed")
 
 

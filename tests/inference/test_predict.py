@@ -17,9 +17,6 @@ from genrelib.inference.predict import Predictor
 
 from ..conftest import sine
 
-#: the module's fixture is set up once: its tests run on one xdist worker (make test: --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("predict")
-
 
 @pytest.fixture(scope="module")
 def songs(tmp_path_factory):

@@ -26,9 +26,6 @@ from genrelib.training.trainer import train
 
 from ..conftest import sine
 
-#: the module's fixture is set up once: its tests run on one xdist worker (make test: --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("serving")
-
 #: Limits the test server runs with (the others keep their defaults): small payload caps keep the probes small.
 SERVER_ENV = {"GENRELIB_SERVE_MAX_ROW_MB": "0.5", "GENRELIB_SERVE_MAX_REQUEST_MB": "3"}
 

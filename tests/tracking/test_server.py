@@ -27,9 +27,6 @@ from genrelib.inference.predict import load_model, predict_file
 from genrelib.training.config import TrainConfig
 from genrelib.training.trainer import train
 
-#: the module's fixture is set up once: its tests run on one xdist worker (make test: --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("server")
-
 
 def _free_port() -> int:
     with socket.socket() as s:

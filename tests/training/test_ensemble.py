@@ -19,9 +19,6 @@ from genrelib.training.config import TrainConfig
 from genrelib.training.ensemble import build, make_ensemble, split_note
 from genrelib.training.trainer import train
 
-#: the module's fixture is set up once: its tests run on one xdist worker (make test: --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("ensemble")
-
 
 @pytest.fixture(scope="module")
 def members(tiny_tree, tmp_path_factory):

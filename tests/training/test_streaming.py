@@ -10,9 +10,6 @@ from genrelib.features import store
 from genrelib.models._blocks import VAR_FLOOR
 from genrelib.training import streaming
 
-#: the module's fixture is set up once: its tests run on one xdist worker (make test: --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("streaming")
-
 
 def test_band_stats_equal_the_in_memory_statistics(tiny_tree, tmp_path):
     ds = datasets.scan(tiny_tree)
