@@ -59,7 +59,7 @@ lint: $(STAMP) ## ruff (lint and format check) and the import-linter contracts (
 	$(VENV)/bin/lint-imports --no-cache
 
 test: lint ## lint, then the whole test suite (what CI runs), on two worker processes
-	$(PY) -m pytest -q -n 2 --dist loadgroup
+	$(PY) -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder
 
 demo: $(STAMP) ## generate the synthetic demo music (data/demo/genres and data/demo/personal)
 	$(GL) demo-data $(DEMO_DIR)/genres --per-genre $(PER_GENRE)

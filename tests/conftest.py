@@ -158,3 +158,31 @@ def pytest_xdist_make_scheduler(config, log):
             return module if module in ONE_WORKER_MODULES else nodeid
 
     return OneWorkerModules(config, log)
+
+
+#: The longest tests and modules of :data:`ONE_WORKER_MODULES` (``pytest --durations``: 40-130 s each on the 2
+#: loaded cores), started first, longest first, so that neither worker is left running one of them alone at the
+#: end of the suite (``make test`` passes ``--no-loadscope-reorder``: xdist keeps this order).
+LONGEST_FIRST = (
+    "tests/test_notebooks.py::test_make_run_all_pipeline_on_tiny_data",
+    "tests/features/test_distributed.py",
+    "tests/inference/test_serving.py",
+    "tests/test_notebooks.py::test_run_all_with_the_musicnn_family",
+    "tests/inference/test_predict.py",
+    "tests/test_bench.py::test_make_bench_runs_every_group_at_tiny_sizes",
+    "tests/app/test_app.py",
+    "tests/cli/test_cli.py::test_train_gtzan_ff_on_partial_gtzan_refused_unless_forced",
+    "tests/tracking/test_registry.py::test_the_experiment_opens_on_its_runs_in_the_mlflow_ui",
+    "tests/training/test_tune.py::test_notebook_03_with_augmentation_and_a_small_sweep",
+    "tests/cli/test_cli.py::test_train_and_evaluate_commands",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tests and modules of :data:`LONGEST_FIRST` first, in that order; the others keep theirs."""
+    rank = {nodeid: i for i, nodeid in enumerate(LONGEST_FIRST)}
+
+    def key(item) -> int:
+        return rank.get(item.nodeid, rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+    items.sort(key=key)
