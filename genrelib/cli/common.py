@@ -304,3 +304,25 @@ def ui_command() -> str:
         f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false {shlex.quote(str(mlflow))} ui --backend-store-uri "
         f"{shlex.quote(tracking.tracking_uri())} --host 127.0.0.1 --port 5000   (or: make ui)"
     )
+
+
+def check_port(host: str, port: int, *, who: str) -> None:
+    """Refuse, in one line and before any work, a port that is taken (``who`` guesses by what, in the message) or a
+    host that is not this machine's. Closed connections still lingering on the port do not count (SO_REUSEADDR, as
+    the servers themselves bind): a server stopped a moment ago can be started again."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise GenrelibError(f"--host {host}: not an address of this machine ({exc.strerror}); give 127.0.0.1") from exc
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise GenrelibError(f"port {port} on {host} is in use ({who}); give another with --port") from exc
+            raise GenrelibError(f"--host {host} --port {port}: cannot listen there ({exc.strerror})") from exc

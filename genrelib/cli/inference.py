@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genrelib.cli.common import one_line, print_failures, print_metrics
+from genrelib.cli.common import check_port, one_line, print_failures, print_metrics
 from genrelib.errors import GenrelibError
 
 
@@ -153,24 +153,15 @@ def cmd_personal_test(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import os
     import shutil
-    import socket
     import subprocess
     import tempfile
 
     from genrelib.inference.predict import describe_model
     from genrelib.inference.served import serve_command, serve_env, write_served_model
 
-    with socket.socket() as s:  # a port in use fails now, in one line, not after the model is written
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: closed connections do not count
-        try:
-            s.bind((args.host, args.port))
-        except OSError as exc:
-            raise GenrelibError(
-                f"cannot serve on {args.host}:{args.port} ({exc.strerror or exc}); pass another --port"
-            ) from exc
-    import os
-
+    check_port(args.host, args.port, who="another genrelib serve?")  # now, in one line, not after the model is written
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no 110-step bar while copying files
     ref = args.model or "default"
     tmp = Path(tempfile.mkdtemp(prefix="genrelib-serve-"))

@@ -373,6 +373,6 @@ def test_serve_on_a_port_in_use_says_so_in_one_line_before_any_work(tmp_path):
     assert r.returncode == 2, r.stderr
     assert r.stdout == ""
     assert r.stderr.strip().splitlines() == [
-        f"genrelib: error: cannot serve on 127.0.0.1:{port} (Address already in use); pass another --port"
+        f"genrelib: error: port {port} on 127.0.0.1 is in use (another genrelib serve?); give another with --port"
     ]
     assert list((tmp_path / "t").iterdir()) == []  # no model folder written
