@@ -12,7 +12,6 @@ import json
 import math
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -409,6 +408,16 @@ def _browser_load_seconds(url: str) -> float:
             browser.close()
 
 
+def _app_screenshot():
+    """``scripts/app_screenshot.py`` as a module: its ``start_app`` starts the page here too."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("app_screenshot", ROOT / "scripts" / "app_screenshot.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def bench_app(repeats: int | None = None) -> dict:
     """The web page (``genrelib app`` in a fresh process, driven by Gradio's client) against a warm in-process
     ``Predictor`` (genre and tags, as the page answers) on the same song, interleaved; the page's start and load."""
@@ -422,31 +431,9 @@ def bench_app(repeats: int | None = None) -> dict:
     repeats = repeats or max(1, SIZES["cold_repeats"])
     song = bench_songs(n=1)[0]
     home = Path(tempfile.mkdtemp(prefix="genrelib-bench-app-"))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = dict(
-        os.environ,
-        MLFLOW_TRACKING_URI=f"sqlite:///{home / 'mlflow.db'}",
-        GRADIO_TEMP_DIR=str(home / "uploads"),
-        PYTHONPATH=str(ROOT),
-    )
-    log = home / "app.log"
-    t0 = time.perf_counter()
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "genrelib", "app", "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+    proc = None
     try:
-        while "genrelib app: http://" not in log.read_text():
-            if proc.poll() is not None or time.perf_counter() - t0 > 300:
-                raise RuntimeError(f"genrelib app did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.1)
-        started = time.perf_counter() - t0
-        url = f"http://127.0.0.1:{port}/"
+        proc, url, started = _app_screenshot().start_app(home)
         first_load = _page_assets_seconds(url)
         loads = [_page_assets_seconds(url) for _ in range(repeats)]
         browser = _browser_load_seconds(url) if BROWSER else math.nan
@@ -462,8 +449,9 @@ def bench_app(repeats: int | None = None) -> dict:
             page_s.append(timed(ask)[0])
             predict_s.append(timed(p.predict, song)[0])
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=60)
         shutil.rmtree(home, ignore_errors=True)
     return {
         "song_seconds": audio.duration(song),
@@ -553,29 +541,39 @@ def musicnn_group(results: dict) -> None:
         f"  musicnn feature kind (features.window_features): {r['feature_kind_seconds_per_window']:.2f} s "
         f"per 30 s window (best of {n}, median {r['feature_kind_median_seconds_per_window']:.2f} s)"
     )
-    m, runs = r["cold_median_seconds"], r["cold_seconds"]
-    for name, label in (
-        ("import_tensorflow", 'fresh python -c "import tensorflow"'),
-        ("predict_tags", "fresh genrelib predict song.wav --tags 3"),
-        ("predict", "fresh genrelib predict song.wav (no tags)"),
-    ):
-        print(f"  {label:<42} {m[name]:5.1f} s (median of " + ", ".join(f"{v:.1f}" for v in runs[name]) + ")")
+    _print_cold(
+        r,
+        (
+            ("import_tensorflow", 'fresh python -c "import tensorflow"'),
+            ("predict_tags", "fresh genrelib predict song.wav --tags 3"),
+            ("predict", "fresh genrelib predict song.wav (no tags)"),
+        ),
+    )
     print(
         f"  --tags 3 minus import tensorflow: {r['tags_minus_tensorflow_seconds']:.1f} s (median of "
         f"the per-round differences; target <= 5 s)"
     )
 
 
+def _print_cold(r: dict, labels) -> None:
+    """One line per fresh-process command of ``labels`` (key, label): its median and every run's seconds."""
+    m, runs = r["cold_median_seconds"], r["cold_seconds"]
+    for name, label in labels:
+        print(f"  {label:<42} {m[name]:5.1f} s (median of " + ", ".join(f"{v:.1f}" for v in runs[name]) + ")")
+
+
 def default_group(results: dict) -> None:
     r = results["default"] = bench_default()
-    m, runs = r["cold_median_seconds"], r["cold_seconds"]
+    m = r["cold_median_seconds"]
     print(f"the default model (musicnn + linear head) on {r['cpus']} CPUs, a {r['song_seconds']:.0f} s mp3:")
-    for name, label in (
-        ("import_tensorflow", 'fresh python -c "import tensorflow"'),
-        ("predict", "fresh genrelib predict song.mp3"),
-        ("predict_tags", "fresh genrelib predict song.mp3 --tags 3"),
-    ):
-        print(f"  {label:<42} {m[name]:5.1f} s (median of " + ", ".join(f"{v:.1f}" for v in runs[name]) + ")")
+    _print_cold(
+        r,
+        (
+            ("import_tensorflow", 'fresh python -c "import tensorflow"'),
+            ("predict", "fresh genrelib predict song.mp3"),
+            ("predict_tags", "fresh genrelib predict song.mp3 --tags 3"),
+        ),
+    )
     print(
         f"  targets: predict <= 4 s and below import tensorflow: "
         f"{'met' if m['predict'] <= 4 and m['predict'] < m['import_tensorflow'] else 'NOT met'}"
