@@ -5,12 +5,22 @@ TensorFlow, no tf2onnx: the graph is written node by node with ``onnx.helper``) 
 model's metadata (``source_sha256``); genrelib refuses an ONNX file whose hash does not match its npz, and
 ``tests/features/test_musicnn.py`` checks that this script rebuilds the shipped file byte for byte.
 
-The graph mirrors the TensorFlow port (:class:`genrelib.features.musicnn_net.Musicnn`) with one exact rewrite:
-each front-end block is ``bn(relu(conv + bias))`` then a max over frequency; batch norm is an affine map per
-channel and ``relu`` and ``+ bias`` are monotone, so the max is taken first, on the raw convolution, with the
-kernels of channels whose batch-norm scale is negative negated (their max is then the min of the original). The
-max over frequency is a ``MaxPool`` (onnxruntime keeps it in its blocked layout next to the convolution) over
-output channels padded with zero kernels to a multiple of 8.
+The graph mirrors the TensorFlow port (:class:`genrelib.features.musicnn_net.Musicnn`) with two rewrites that
+change the arithmetic, not the function (outputs within 1e-5 of the port's in float32):
+
+- Each front-end block is ``bn(relu(conv + bias))`` then a max over frequency; batch norm is an affine map per
+  channel and ``relu`` and ``+ bias`` are monotone, so the max is taken first, on the raw convolution, with the
+  kernels of channels whose batch-norm scale is negative negated (their max is then the min of the original).
+- The two timbral convolutions (kernels 7 frames x 38 or 67 bands, 70% of the network's multiply-adds) use
+  Winograd's minimal filtering along time, F(4, 7) (Lavin & Gray 2016, "Fast algorithms for convolutional neural
+  networks"): four output frames from ten transformed input frames instead of 4 x 7 products, so 10/28 of the
+  multiply-adds, at the cost of two cheap linear transforms. The transforms are the exact Toom-Cook matrices of
+  the points 0, +-1, +-2, +-1/2, 4, -1/4 and infinity (:func:`toom_cook`, checked in exact arithmetic).
+  Measured on the 2-core box here: the network took 21 ms per patch instead of 31 on one thread.
+
+The temporal convolutions' output channels are padded with zero kernels to a multiple of 16 (onnxruntime's NCHWc
+block with AVX-512; a multiple of AVX2's 8 too), so that the ``MaxPool`` over frequency after them runs in the
+blocked layout, next to the convolution, without a reorder to NCHW.
 
 Usage (needs the ``onnx`` package, a test dependency)::
 
@@ -22,6 +32,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +45,66 @@ from genrelib.features.musicnn_net import _FRONT_TEMPORAL as _TEMPORAL  # noqa: 
 from genrelib.features.musicnn_net import _FRONT_TIMBRAL as _TIMBRAL  # noqa: E402
 
 OPSET = 17
+WINOGRAD_M = 4  # output frames per Winograd tile of the timbral convolutions
+WINOGRAD_POINTS = (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2), 4, Fraction(-1, 4))  # and infinity
+BLOCK = 16  # output channels padded to a multiple of this (onnxruntime's NCHWc block on AVX-512)
 _FRONT_TIMBRAL = tuple((conv, bn) for conv, bn, _ in _TIMBRAL)
 _FRONT_TEMPORAL = tuple((conv, bn) for conv, bn, _ in _TEMPORAL)
+
+
+def _inverse(a: list[list[Fraction]]) -> list[list[Fraction]]:
+    """Inverse of a square matrix of fractions, by Gauss-Jordan elimination (exact)."""
+    n = len(a)
+    m = [list(row) + [Fraction(int(i == j)) for j in range(n)] for i, row in enumerate(a)]
+    for c in range(n):
+        p = next(r for r in range(c, n) if m[r][c] != 0)
+        m[c], m[p] = m[p], m[c]
+        m[c] = [v / m[c][c] for v in m[c]]
+        for r in range(n):
+            if r != c and m[r][c] != 0:
+                m[r] = [v - m[r][c] * w for v, w in zip(m[r], m[c])]
+    return [row[n:] for row in m]
+
+
+def toom_cook(m: int, r: int, points=WINOGRAD_POINTS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Winograd's minimal filtering F(m, r) for correlation: ``y = AT @ ((G @ g) * (BT @ d))`` gives the ``m``
+    outputs ``y[i] = sum_j g[j] * d[i + j]`` of an ``r``-tap filter ``g`` on ``m + r - 1`` inputs ``d``.
+
+    Built by Toom-Cook from the finite ``points`` (``m + r - 2`` of them) and infinity, in exact arithmetic:
+    with ``V_k`` the evaluation matrix of polynomials of ``k`` coefficients at the points (infinity's row picks the
+    leading coefficient), correlation is the transpose of convolution, ``AT = V_m^T``, ``G = V_r``,
+    ``BT = V_(m+r-1)^-T``; row ``k`` of ``G`` is divided and row ``k`` of ``BT`` multiplied by
+    ``prod_(l != k) (p_k - p_l)`` (Lavin & Gray's scaling, which keeps ``BT``'s entries small). The identity is
+    checked exactly before the matrices are returned as float64.
+
+    Returns
+    -------
+    AT : np.ndarray [shape=(m, m + r - 1)]
+    G : np.ndarray [shape=(m + r - 1, r)]
+    BT : np.ndarray [shape=(m + r - 1, m + r - 1)]
+    """
+    a = m + r - 1
+    pts = [Fraction(p) for p in points]
+    if len(pts) != a - 1 or len(set(pts)) != len(pts):
+        raise ValueError(f"F({m}, {r}) needs {a - 1} distinct finite points; got {points}")
+
+    def evaluation(k):
+        return [[p**j for j in range(k)] for p in pts] + [[Fraction(int(j == k - 1)) for j in range(k)]]
+
+    scale = [Fraction(1)] * a
+    for i, p in enumerate(pts):
+        for q in pts[:i] + pts[i + 1 :]:
+            scale[i] *= p - q
+    va_inv = _inverse(evaluation(a))
+    at = [list(col) for col in zip(*evaluation(m))]
+    g = [[v / scale[k] for v in row] for k, row in enumerate(evaluation(r))]
+    bt = [[va_inv[col][k] * scale[k] for col in range(a)] for k in range(a)]
+    for i in range(m):
+        for j in range(r):
+            for col in range(a):
+                if sum(at[i][k] * g[k][j] * bt[k][col] for k in range(a)) != int(col == i + j):
+                    raise ArithmeticError(f"F({m}, {r}) from {points} is not an identity at ({i}, {j}, {col})")
+    return tuple(np.array([[float(v) for v in row] for row in mat]) for mat in (at, g, bt))
 
 
 def _bn(weights, name):
@@ -87,14 +156,33 @@ def build(weights: dict[str, np.ndarray], *, source_sha256: str = ""):
         return node("Add", [node("Mul", [x, const(scale.reshape(shape))]), const(offset.reshape(shape))])
 
     def pad_out(w):
-        # Output channels padded with zero kernels to a multiple of 8 (onnxruntime's NCHWc block on AVX2),
-        # so that the MaxPool after the convolution runs in the blocked layout too (see freq_max).
-        extra = -w.shape[0] % 8
+        # Output channels padded with zero kernels to a multiple of BLOCK (onnxruntime's NCHWc block), so that
+        # the MaxPool after the convolution runs in the blocked layout too (see freq_max).
+        extra = -w.shape[0] % BLOCK
         return np.concatenate([w, np.zeros((extra, *w.shape[1:]), w.dtype)]) if extra else w
+
+    def winograd_freq_max(v, w, m, at, g) -> str:
+        # max over frequency of the timbral convolution of kernels w (channels, 7, width), 'same' along time,
+        # from the transformed input frames v (n, a, tiles, 96): per transformed frame k, a convolution along
+        # frequency with the transformed kernels G w (a grouped convolution, one group per k), then the inverse
+        # transform AT over k (a MatMul), the max over frequency, and the tiles' frames back in order.
+        a, (channels, _, width) = at.shape[1], w.shape
+        u = (g[:, None, :, None] * w[None].astype(np.float64)).sum(axis=2).astype(np.float32)  # (a, channels, width)
+        mk = node("Conv", [v, const(u.reshape(a * channels, 1, 1, width))], group=a)  # (n, a*channels, tiles, f)
+        mk = node("Reshape", [mk, const(np.array([0, a, -1], np.int64))])
+        y = node("MatMul", [const(at.astype(np.float32)), mk])  # (n, m, channels*tiles*f)
+        tiles = -(-N_FRAMES // m)
+        y = node("Reshape", [y, const(np.array([0, m, channels, tiles, N_MELS - width + 1], np.int64))])
+        y = node("Transpose", [node("ReduceMax", [y], axes=[4], keepdims=0)], perm=[0, 2, 3, 1])  # (n, c, tiles, m)
+        y = node("Reshape", [y, const(np.array([0, channels, tiles * m], np.int64))])
+        return node(
+            "Slice",
+            [y, const(np.array([0], np.int64)), const(np.array([N_FRAMES], np.int64)), const(np.array([2], np.int64))],
+        )
 
     def freq_max(y, width, channels) -> str:
         # Max over the last (frequency) axis as a MaxPool, not a ReduceMax: onnxruntime runs MaxPool in its
-        # blocked NCHWc layout (channels a multiple of 8), next to the convolution, so the convolution's large
+        # blocked NCHWc layout (channels a multiple of BLOCK), next to the convolution, so the convolution's large
         # output is not reordered to NCHW first (that reorder took a fifth of the time); then the padding
         # channels are dropped.
         pooled = node("MaxPool", [y], kernel_shape=[1, width])  # (n, padded channels, 187, 1)
@@ -113,13 +201,22 @@ def build(weights: dict[str, np.ndarray], *, source_sha256: str = ""):
     x = affine("X", s, o, (1,))  # (n, 187, 96)
     x4 = node("Unsqueeze", [x, const(np.array([1], np.int64))])  # (n, 1, 187, 96)
     front = []
+    at, g, bt = toom_cook(WINOGRAD_M, 7)
+    tiles = -(-N_FRAMES // WINOGRAD_M)
+    # The input frames of every tile, transformed (BT): a strided convolution along time, shared by both blocks;
+    # 'same' padding of 3 frames, and zeros after the last frame up to whole tiles.
+    v = node(
+        "Conv",
+        [x4, const(bt.astype(np.float32)[:, None, :, None])],
+        strides=[WINOGRAD_M, 1],
+        pads=[3, 0, tiles * WINOGRAD_M + 6 - N_FRAMES - 3, 0],
+    )  # (n, 10, 47, 96)
     for conv, bn in _FRONT_TIMBRAL:
         kernel = weights[f"{conv}/kernel"]  # (7, width, 1, 204)
         scale, offset = _bn(weights, bn)
         sign = np.where(scale < 0, -1, 1).astype(np.float32)
-        w = (kernel * sign).transpose(3, 2, 0, 1)  # (204, 1, 7, width)
-        y = node("Conv", [x4, const(pad_out(w))], pads=[3, 0, 3, 0])  # (n, 208, 187, 96 - width + 1)
-        y = freq_max(y, N_MELS - kernel.shape[1] + 1, w.shape[0])  # (n, 204, 187)
+        w = (kernel * sign)[:, :, 0, :].transpose(2, 0, 1)  # (204, 7, width)
+        y = winograd_freq_max(v, w, WINOGRAD_M, at, g)  # (n, 204, 187)
         front.append(front_tail(y, sign, weights[f"{conv}/bias"], scale, offset, (-1, 1)))
     for conv, bn in _FRONT_TEMPORAL:  # 'same' along time, one frequency band at a time
         kernel = weights[f"{conv}/kernel"]  # (length, 1, 1, 51)
@@ -128,7 +225,7 @@ def build(weights: dict[str, np.ndarray], *, source_sha256: str = ""):
         length = kernel.shape[0]
         before = (length - 1) // 2
         w = (kernel * sign).transpose(3, 2, 0, 1)  # (51, 1, length, 1)
-        y = node("Conv", [x4, const(pad_out(w))], pads=[before, 0, length - 1 - before, 0])  # (n, 56, 187, 96)
+        y = node("Conv", [x4, const(pad_out(w))], pads=[before, 0, length - 1 - before, 0])  # (n, 64, 187, 96)
         y = freq_max(y, N_MELS, w.shape[0])  # (n, 51, 187)
         front.append(front_tail(y, sign, weights[f"{conv}/bias"], scale, offset, (-1, 1)))
     h = node("Concat", front, axis=1)  # (n, 561, 187)

@@ -3,8 +3,9 @@
 The ONNX file (``genrelib/data/musicnn/<model>.onnx``) is built from the shipped ``.npz`` weights by
 ``scripts/build_musicnn_onnx.py`` and records the npz's sha256: a file that does not match its weights is refused
 with the command that rebuilds it. Its outputs equal the TensorFlow port's (:class:`genrelib.features.musicnn_net.Musicnn`)
-within 1e-4 (``tests/features/test_musicnn.py``); it imports in a few hundredths of a second instead of TensorFlow's
-seconds, and ran 1.2-1.7x faster on these 2 cores (README, "The default model").
+within 1e-4 (``tests/features/test_musicnn.py``), though its timbral convolutions use Winograd's F(4, 7) (see the
+script); it imports in a few hundredths of a second instead of TensorFlow's seconds, and runs faster (README, "The
+default model", gives the figures and the command that measures them).
 """
 
 from __future__ import annotations

@@ -251,13 +251,31 @@ def test_an_unknown_engine_lists_the_choices():
         musicnn.load(engine="numpy")
 
 
-def test_the_onnx_file_is_rebuilt_byte_for_byte_from_the_shipped_weights():
+def _build_script():
     import importlib.util
 
-    pytest.importorskip("onnx")
     spec = importlib.util.spec_from_file_location("build_musicnn_onnx", ROOT / "scripts" / "build_musicnn_onnx.py")
     build = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build)
+    return build
+
+
+def test_the_winograd_matrices_compute_the_convolution():
+    """F(4, 7) as the ONNX graph's timbral convolutions use it: four outputs of a 7-tap correlation per tile,
+    equal to numpy's in float64; points that are not distinct are refused."""
+    build = _build_script()
+    at, g, bt = build.toom_cook(4, 7)
+    assert at.shape == (4, 10) and g.shape == (10, 7) and bt.shape == (10, 10)
+    rng = np.random.default_rng(0)
+    taps, d = rng.normal(size=7), rng.normal(size=10)
+    np.testing.assert_allclose(at @ ((g @ taps) * (bt @ d)), np.correlate(d, taps, "valid"), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match=r"F\(2, 3\) needs 3 distinct finite points"):
+        build.toom_cook(2, 3, points=(0, 1, 1))
+
+
+def test_the_onnx_file_is_rebuilt_byte_for_byte_from_the_shipped_weights():
+    pytest.importorskip("onnx")
+    build = _build_script()
     npz = musicnn.weights_path("MSD_musicnn")
     rebuilt = build.build(
         musicnn.load_weights("MSD_musicnn"), source_sha256=hashlib.sha256(npz.read_bytes()).hexdigest()
