@@ -78,10 +78,16 @@ def extract(
     ------
     FeatureError
         When no track could be read at all.
+    ModelError
+        ``musicnn`` features with ``$GENRELIB_MUSICNN_ENGINE`` set to no engine.
     """
     from genrelib.progress import logger as progress_log
 
     config = config or FeatureConfig()
+    if config.kind == "musicnn":
+        from genrelib.features import musicnn
+
+        musicnn.default_engine()  # a bad $GENRELIB_MUSICNN_ENGINE: one error before any track, not one per track
     folder = entry_folder(config, cache_dir)
     found: dict[str, FileFeatures] = {}
     entries: dict[str, Path] = {}

@@ -18,15 +18,17 @@ Pipeline, as in the original
    connections (64 channels each); max and mean over time (1506); dense 200 with batch norm (the
    *penultimate* embedding returned by :func:`embed`); dense to the tags, sigmoid.
 
-TensorFlow is imported only by :func:`load` and the network it returns. Cost on 2 CPU cores: :func:`load` about
-5 s the first time in a process (mostly importing TensorFlow), the first call 2-3 s more (tracing); then about
-0.3-0.5 s per 30 s clip (60-100 times faster than real time), of which 0.02 s preprocessing.
+The network runs on onnxruntime by default (:mod:`genrelib.features.musicnn_onnx`, from an ONNX file built from
+the same weights; no TensorFlow import); ``engine="tensorflow"`` (or ``$GENRELIB_MUSICNN_ENGINE=tensorflow``, which
+sets the default of every call, the CLI's included) runs the TensorFlow 2 port it is checked against, which imports
+TensorFlow in :func:`load` (seconds) and traces on the first call. Speed: README, "The default model".
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import zipfile
 from pathlib import Path
 
@@ -43,6 +45,25 @@ logger = logging.getLogger(__name__)
 MODELS: tuple[str, ...] = ("MSD_musicnn", "MTT_musicnn")
 #: Engines that run the network (:func:`load`).
 ENGINES: tuple[str, ...] = ("onnx", "tensorflow")
+#: Environment variable that sets the default engine (unset: ``onnx``).
+ENGINE_ENV = "GENRELIB_MUSICNN_ENGINE"
+
+
+def default_engine() -> str:
+    """The engine :func:`load` and :func:`embed` use when none is given: ``$GENRELIB_MUSICNN_ENGINE``, else onnx.
+
+    Raises
+    ------
+    ModelError
+        The variable names no engine (the message says which values it takes).
+    """
+    engine = os.environ.get(ENGINE_ENV, "").strip() or "onnx"
+    if engine not in ENGINES:
+        raise ModelError(
+            f"{ENGINE_ENV}={engine!r} is not a musicnn engine; set it to one of {', '.join(ENGINES)}, "
+            "or unset it (default onnx)"
+        )
+    return engine
 
 
 _SHIPPED = ("MSD_musicnn",)
@@ -242,18 +263,18 @@ def patches(y: np.ndarray, sr: float, *, hop_seconds: float | None = None) -> np
     )
 
 
-@functools.cache
-def load(model: str = "MSD_musicnn", engine: str = "onnx"):
+def load(model: str = "MSD_musicnn", engine: str | None = None):
     """The pretrained network ``model``, built once per process and engine (later calls return the same object).
 
     Parameters
     ----------
     model : str
         One of :data:`MODELS` (``MSD_musicnn``: 50 Last.fm tags of the Million Song Dataset).
-    engine : {"onnx", "tensorflow"}
+    engine : {"onnx", "tensorflow"}, optional
         ``onnx`` (:class:`genrelib.features.musicnn_onnx.OnnxMusicnn` on onnxruntime: no TensorFlow import,
-        faster on CPU; the default) or ``tensorflow`` (:class:`genrelib.features.musicnn_net.Musicnn`, the
-        TensorFlow 2 port it is checked against). Both come from the same weights file and agree within 1e-4.
+        faster on CPU) or ``tensorflow`` (:class:`genrelib.features.musicnn_net.Musicnn`, the TensorFlow 2 port
+        it is checked against). Both come from the same weights file and agree within 1e-4. Default
+        :func:`default_engine` (onnx unless ``$GENRELIB_MUSICNN_ENGINE`` says otherwise).
 
     Returns
     -------
@@ -265,8 +286,14 @@ def load(model: str = "MSD_musicnn", engine: str = "onnx"):
     ModelError
         Unknown model, or its weights file missing or corrupt (the message says how to regenerate it).
     """
+    engine = engine or default_engine()
     if engine not in ENGINES:
         raise ModelError(f"unknown musicnn engine {engine!r}; use one of {', '.join(ENGINES)}")
+    return _load(model, engine)
+
+
+@functools.cache
+def _load(model: str, engine: str):
     weights = load_weights(model)  # checked: present, complete, finite, of this network
     if engine == "onnx":
         from genrelib.features.musicnn_onnx import OnnxMusicnn
@@ -286,7 +313,7 @@ def embed(
     model: str = "MSD_musicnn",
     hop_seconds: float | None = None,
     batch_size: int = 4,
-    engine: str = "onnx",
+    engine: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-patch penultimate embeddings and tag probabilities of a signal.
 
@@ -302,7 +329,7 @@ def embed(
         Step between 3 s patches (see :func:`patches`); default no overlap.
     batch_size : int
         Patches per forward pass.
-    engine : {"onnx", "tensorflow"}
+    engine : {"onnx", "tensorflow"}, optional
         See :func:`load`.
 
     Returns

@@ -251,6 +251,29 @@ def test_an_unknown_engine_lists_the_choices():
         musicnn.load(engine="numpy")
 
 
+def test_the_engine_variable_sets_the_default_and_a_bad_one_stops_features_before_any_track(
+    monkeypatch, tmp_path, capsys
+):
+    from genrelib.cli import main
+    from genrelib.features.musicnn_net import Musicnn
+    from genrelib.features.musicnn_onnx import OnnxMusicnn
+
+    assert isinstance(musicnn.load(), OnnxMusicnn)
+    monkeypatch.setenv("GENRELIB_MUSICNN_ENGINE", "tensorflow")
+    assert isinstance(musicnn.load(), Musicnn) and musicnn.load(engine="onnx") is not musicnn.load()
+    monkeypatch.setenv("GENRELIB_MUSICNN_ENGINE", "numpy")
+    (tmp_path / "rock").mkdir()
+    sf.write(tmp_path / "rock" / "a.wav", np.zeros(22050, np.float32), 22050)
+    out = tmp_path / "x.csv"
+    assert main(["features", str(tmp_path), "--kind", "musicnn", "--no-cache", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "genrelib: error: GENRELIB_MUSICNN_ENGINE='numpy' is not a musicnn engine; set it to one of onnx, "
+        "tensorflow, or unset it (default onnx)"
+    ]
+    assert not out.exists()
+
+
 def _build_script():
     import importlib.util
 
