@@ -19,13 +19,51 @@ logger = logging.getLogger(__name__)
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, numpy and TensorFlow, and make TensorFlow's kernels deterministic."""
+    """Seed Python, numpy and TensorFlow, make TensorFlow's kernels deterministic and run its ops one at a time
+    (:func:`one_op_at_a_time`)."""
     import keras
     import tensorflow as tf
 
+    one_op_at_a_time()
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     tf.get_logger().setLevel("ERROR")  # retracing notices when several models are built in one process
+
+
+_WARNED: list[bool] = []  # one_op_at_a_time's warning, once a process
+
+
+def one_op_at_a_time() -> bool:
+    """Set TensorFlow's inter-op parallelism to 1 (each op still uses all intra-op threads), if TensorFlow has
+    not started yet; returns whether it is 1.
+
+    Op determinism alone does not make a CPU fit repeatable: with several inter-op threads, independent ops run
+    side by side and the gradient that the first batch normalization of mel_cnn (32 x 130 x 128 x 32 values a
+    batch) passes back to the first convolution came out different in about half of 24 identical steps in one
+    process (its inputs bitwise equal), so two runs of `train --seed 42` on the 300-track demo ended one epoch
+    with val loss 1.677 and 1.686. With one inter-op thread they are equal (issue 21 #3b, README "The same
+    seed, the same model"). TensorFlow fixes its thread pools when it starts, so a process that used TensorFlow
+    before the first fit keeps its setting: a warning says so.
+    """
+    import os
+
+    import tensorflow as tf
+
+    if tf.config.threading.get_inter_op_parallelism_threads() == 1:
+        return True
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already started in this process
+        if os.environ.get("TF_NUM_INTEROP_THREADS") == "1":
+            return True
+        if not _WARNED:
+            _WARNED.append(True)
+            logger.warning(
+                "TensorFlow started before this fit with several inter-op threads: the same seed may train slightly "
+                "different weights; set TF_NUM_INTEROP_THREADS=1 before TensorFlow starts for a repeatable fit"
+            )
+        return False
+    return True
 
 
 def epoch_lines(family: str, epochs: int):
