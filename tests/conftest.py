@@ -11,9 +11,16 @@ from pathlib import Path
 # the suite runs on two worker processes (pytest -n 2) on two cores, and every library sizing its thread pool to
 # the machine made them fight over the cores (a HistGradientBoosting fit on 450 rows took 9-20 s instead of
 # 3-4 s with OMP_NUM_THREADS=1, measured here with another test run beside it). Subprocesses inherit it.
-for _threads in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
+# TensorFlow runs one op at a time, as genrelib's seed_everything sets it for a repeatable fit (issue 21 #3b); set
+# here, before TensorFlow starts in a test process, so that a fit after other TensorFlow use gets it too.
+for _threads in (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+):
     os.environ.setdefault(_threads, "1")
-os.environ.setdefault("TF_NUM_INTEROP_THREADS", "2")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
