@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -173,11 +174,17 @@ def _compute(dataset: Dataset, todo: list[Track], config: FeatureConfig, n_jobs,
     bar = Progress(len(todo), f"{config.kind} features", bar=progress)
     failed = 0
     if n_jobs == 1:
-        for t in todo:
-            outcome = track_features(t, config)
-            failed += outcome[2] is not None
-            bar.update(skipped=failed)
-            yield outcome
+        from threadpoolctl import threadpool_limits
+
+        # One BLAS thread, as in the worker processes: musicnn's network already runs on every core
+        # (onnxruntime's own threads), and idle BLAS threads busy-waiting after the front end's mel product
+        # slowed it by a third (features.musicnn.one_blas_thread).
+        with threadpool_limits(1, user_api="blas") if config.kind == "musicnn" else contextlib.nullcontext():
+            for t in todo:
+                outcome = track_features(t, config)
+                failed += outcome[2] is not None
+                bar.update(skipped=failed)
+                yield outcome
     else:
         import multiprocessing as mp
 
