@@ -410,9 +410,9 @@ def test_notebook_html_is_written_without_nbconvert_notices(tmp_path, caplog):
 
     png = base64.b64encode(bytes.fromhex("89504e470d0a1a0a") + b"\0" * 32).decode()
     nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell("fig")
-    cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": png})]
-    nb.cells = [cell] * 3
+    nb.cells = [nbformat.v4.new_code_cell("fig") for _ in range(3)]  # three cells, three ids
+    for cell in nb.cells:
+        cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": png})]
     path = tmp_path / "figures.ipynb"
     nbformat.write(nb, path)
     with caplog.at_level(logging.DEBUG):
