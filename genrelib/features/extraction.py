@@ -174,12 +174,15 @@ def _compute(dataset: Dataset, todo: list[Track], config: FeatureConfig, n_jobs,
     bar = Progress(len(todo), f"{config.kind} features", bar=progress)
     failed = 0
     if n_jobs == 1:
-        from threadpoolctl import threadpool_limits
+        if config.kind == "musicnn":
+            from genrelib.features import musicnn
 
-        # One BLAS thread, as in the worker processes: musicnn's network already runs on every core
-        # (onnxruntime's own threads), and idle BLAS threads busy-waiting after the front end's mel product
-        # slowed it by a third (features.musicnn.one_blas_thread).
-        with threadpool_limits(1, user_api="blas") if config.kind == "musicnn" else contextlib.nullcontext():
+            # One BLAS thread for the whole loop, as in the worker processes: musicnn's network already runs on
+            # every core (onnxruntime's own threads); see musicnn.one_blas_thread.
+            blas = musicnn.one_blas_thread()
+        else:
+            blas = contextlib.nullcontext()
+        with blas:
             for t in todo:
                 outcome = track_features(t, config)
                 failed += outcome[2] is not None
