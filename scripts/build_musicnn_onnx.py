@@ -161,12 +161,12 @@ def build(weights: dict[str, np.ndarray], *, source_sha256: str = ""):
         extra = -w.shape[0] % BLOCK
         return np.concatenate([w, np.zeros((extra, *w.shape[1:]), w.dtype)]) if extra else w
 
-    def winograd_freq_max(v, w, m, at, g) -> str:
+    def winograd_freq_max(v, w, at, g) -> str:
         # max over frequency of the timbral convolution of kernels w (channels, 7, width), 'same' along time,
         # from the transformed input frames v (n, a, tiles, 96): per transformed frame k, a convolution along
         # frequency with the transformed kernels G w (a grouped convolution, one group per k), then the inverse
         # transform AT over k (a MatMul), the max over frequency, and the tiles' frames back in order.
-        a, (channels, _, width) = at.shape[1], w.shape
+        (m, a), (channels, _, width) = at.shape, w.shape
         u = (g[:, None, :, None] * w[None].astype(np.float64)).sum(axis=2).astype(np.float32)  # (a, channels, width)
         mk = node("Conv", [v, const(u.reshape(a * channels, 1, 1, width))], group=a)  # (n, a*channels, tiles, f)
         mk = node("Reshape", [mk, const(np.array([0, a, -1], np.int64))])
@@ -216,7 +216,7 @@ def build(weights: dict[str, np.ndarray], *, source_sha256: str = ""):
         scale, offset = _bn(weights, bn)
         sign = np.where(scale < 0, -1, 1).astype(np.float32)
         w = (kernel * sign)[:, :, 0, :].transpose(2, 0, 1)  # (204, 7, width)
-        y = winograd_freq_max(v, w, WINOGRAD_M, at, g)  # (n, 204, 187)
+        y = winograd_freq_max(v, w, at, g)  # (n, 204, 187)
         front.append(front_tail(y, sign, weights[f"{conv}/bias"], scale, offset, (-1, 1)))
     for conv, bn in _FRONT_TEMPORAL:  # 'same' along time, one frequency band at a time
         kernel = weights[f"{conv}/kernel"]  # (length, 1, 1, 51)
